@@ -1,0 +1,91 @@
+"""Input checks shared by the workflow, the converters and the CLI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._errors import PyscvibridgeError
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import pandas as pd
+
+
+def _values(x) -> np.ndarray:
+    """The stored values of a dense or sparse matrix (sparse: only the non-zeros)."""
+    data = getattr(x, "data", None)
+    if data is not None and not isinstance(x, np.ndarray):
+        return np.asarray(data)
+    return np.asarray(x).ravel()
+
+
+def counts_problem(x) -> str | None:
+    """Why ``x`` does not hold raw counts (a sentence), or ``None`` when it does."""
+    v = _values(x)
+    if v.size == 0:
+        return None
+    if v.dtype.kind in "iub":
+        return "it has negative values" if v.dtype.kind == "i" and v.min() < 0 else None
+    finite = np.isfinite(v)
+    if not finite.all():
+        bad = v[~finite][0]
+        return f"it has {int((~finite).sum())} NaN or infinite values (e.g. {bad})"
+    if (vmin := v.min()) < 0:
+        return f"it has negative values (min {vmin:g}), as scaled or centred data does"
+    frac = v != np.round(v)
+    if frac.any():
+        example = v[frac][0]
+        hint = "log-normalised" if v.max() < 30 else "normalised"
+        return f"it has non-integer values (e.g. {example:g}, max {v.max():g}): it looks {hint}"
+    return None
+
+
+def is_counts(x) -> bool:
+    return counts_problem(x) is None
+
+
+def check_counts(x, where: str) -> None:
+    """Raise a clear error unless ``x`` holds raw counts (non-negative integers, any float storage)."""
+    if (problem := counts_problem(x)) is not None:
+        msg = (
+            f"{where} must hold raw counts (non-negative integers), but {problem}. "
+            "scVI models raw counts: pass the layer that holds them (e.g. layer='counts'; "
+            "for Seurat the 'counts' slot/layer, not 'data' or 'scale.data')."
+        )
+        raise PyscvibridgeError(msg)
+
+
+def check_obs_key(adata: ad.AnnData, key: str, what: str) -> pd.Series:
+    if key not in adata.obs.columns:
+        cols = ", ".join(repr(c) for c in adata.obs.columns) or "none"
+        msg = f"{what} {key!r} is not a column of the cell metadata. Available columns: {cols}."
+        raise PyscvibridgeError(msg)
+    col = adata.obs[key]
+    if col.isna().any():
+        msg = (
+            f"{what} {key!r} has {int(col.isna().sum())} missing (NA) values; every cell needs one. "
+            "Fill them (e.g. with 'unknown') or drop those cells first."
+        )
+        raise PyscvibridgeError(msg)
+    return col
+
+
+def counts_matrix(adata: ad.AnnData, layer: str | None):
+    """The raw-count matrix: ``layers[layer]``; with ``layer=None`` the 'counts' layer, else X."""
+    if layer is not None:
+        if layer not in adata.layers:
+            have = ", ".join(repr(k) for k in adata.layers) or "none"
+            msg = (
+                f"layer {layer!r} is not in the AnnData (layers present: {have}). "
+                "Name the layer that holds raw counts, or layer=None to use X."
+            )
+            raise PyscvibridgeError(msg)
+        x, where = adata.layers[layer], f"layers[{layer!r}]"
+    elif "counts" in adata.layers:
+        x, where = adata.layers["counts"], "layers['counts']"
+    else:
+        x, where = adata.X, "X"
+    check_counts(x, where)
+    return x, where

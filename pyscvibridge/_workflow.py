@@ -1,0 +1,292 @@
+"""The scVI integration workflow on AnnData (knows nothing of R or files)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._checks import check_obs_key, counts_matrix
+from ._errors import PyscvibridgeError
+
+if TYPE_CHECKING:
+    import anndata as ad
+    import scvi
+
+logger = logging.getLogger("pyscvibridge")
+
+#: ``var["feature_types"]`` values that mean gene expression (CellRanger writes "Gene Expression",
+#: the OpenProblems BMMC file "GEX").
+GEX_FEATURE_TYPES = ("GEX", "Gene Expression")
+UNS_KEY = "scvi_integration"
+
+
+def default_max_epochs(n_cells: int) -> int:
+    """scvi-tools' epoch rule, which the tutorial workflow uses: ``min(round(20000 / n_cells * 400), 400)``."""
+    return int(min(round(20000 / max(n_cells, 1) * 400), 400))
+
+
+def integrate(
+    adata: ad.AnnData,
+    batch_key: str,
+    *,
+    labels_key: str | None = None,
+    layer: str | None = None,
+    n_top_genes: int = 2000,
+    n_latent: int = 10,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    feature_types: Sequence[str] | None = GEX_FEATURE_TYPES,
+    n_neighbors: int = 15,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    progress: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
+    train_kwargs: dict[str, Any] | None = None,
+    copy: bool = False,
+    return_model: bool = False,
+) -> ad.AnnData | tuple[ad.AnnData, scvi.model.SCVI]:
+    """Integrate batches with scVI: the standard scvi-tools / sc-best-practices workflow.
+
+    Steps: keep gene-expression features (when ``var["feature_types"]`` exists) and drop genes with no
+    counts; normalise to the median library size and log1p into ``layers["logcounts"]``; batch-aware
+    highly variable genes (flavor ``"cell_ranger"``); an unintegrated PCA and UMAP on those genes for
+    comparison; scVI trained on their raw counts with ``batch_key``; neighbours and UMAP on its latent.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, with raw counts in ``layer`` (default: ``layers["counts"]`` if present, else X).
+    batch_key
+        ``obs`` column with the batch (sample, protocol, ...) to integrate over.
+    labels_key
+        ``obs`` column with known cell labels; recorded for plots and metrics (not used in training).
+    layer
+        Layer holding raw counts. Non-negative integers are required (float storage is fine).
+    n_top_genes
+        Number of highly variable genes scVI is trained on.
+    n_latent
+        Dimension of the scVI latent space.
+    max_epochs
+        Training epochs; default ``min(round(20000 / n_cells * 400), 400)``.
+    seed
+        Seed for scvi-tools (torch, numpy), the PCA and the UMAPs.
+    feature_types
+        ``var["feature_types"]`` values kept as gene expression; ``None`` keeps every feature.
+    n_neighbors
+        Neighbours for both kNN graphs.
+    accelerator, devices
+        Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device count or ids).
+    progress
+        Show scvi-tools' training progress bar.
+    model_kwargs, train_kwargs
+        Extra arguments for :class:`scvi.model.SCVI` and :meth:`~scvi.model.SCVI.train`.
+    copy
+        Work on a copy instead of modifying ``adata`` in place.
+    return_model
+        Also return the trained :class:`scvi.model.SCVI` (a standard model: save, load, query it).
+
+    Returns
+    -------
+    The AnnData with every input cell and gene, and added: ``layers["logcounts"]``; ``var`` columns
+    ``highly_variable``, ``highly_variable_nbatches``, ``highly_variable_intersection`` (and the
+    dispersion statistics); ``obsm["X_pca"]``, ``obsm["X_umap_unintegrated"]``, ``obsm["X_scVI"]``,
+    ``obsm["X_umap"]``; the kNN graphs ``obsp["unintegrated_*"]`` and ``obsp["connectivities"]``;
+    ``uns["scvi_integration"]`` with the parameters, versions, epochs and the per-epoch ELBO.
+    """
+    import scanpy as sc
+    import scvi
+
+    if copy:
+        adata = adata.copy()
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        msg = f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): nothing to integrate."
+        raise PyscvibridgeError(msg)
+    started = time.perf_counter()
+    counts, counts_where = counts_matrix(adata, layer)
+    batches = check_obs_key(adata, batch_key, "batch_key")
+    if labels_key is not None:
+        check_obs_key(adata, labels_key, "labels_key")
+    if n_top_genes < 1 or n_latent < 1:
+        msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
+        raise PyscvibridgeError(msg)
+
+    use_batch: str | None = batch_key
+    n_batches = batches.nunique()
+    if n_batches < 2:
+        warnings.warn(
+            f"batch_key {batch_key!r} has a single level ({batches.iloc[0]!r}): there is nothing to "
+            "integrate, so scVI is trained without a batch covariate.",
+            UserWarning,
+            stacklevel=2,
+        )
+        use_batch = None
+
+    genes = _kept_genes(adata, counts, feature_types)
+    adata.var["scvi_kept"] = genes
+    n_genes = int(genes.sum())
+    logger.info("using %d of %d features (raw counts from %s)", n_genes, adata.n_vars, counts_where)
+
+    adata.layers["logcounts"] = _log_normalise(counts, genes)
+    logger.info("added .layers['logcounts'] (normalize_total on kept genes + log1p)")
+
+    hvg = _highly_variable(adata, genes, batch_key=use_batch, n_top_genes=n_top_genes)
+    logger.info("flagged %d highly variable genes in .var['highly_variable']", int(hvg.sum()))
+
+    n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
+    sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed)
+    sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
+    logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
+
+    epochs = default_max_epochs(adata.n_obs) if max_epochs is None else int(max_epochs)
+    model = _train_scvi(
+        adata,
+        counts[:, np.flatnonzero(hvg)],
+        batch_key=use_batch,
+        n_latent=n_latent,
+        max_epochs=epochs,
+        seed=seed,
+        accelerator=accelerator,
+        devices=devices,
+        progress=progress,
+        model_kwargs=model_kwargs or {},
+        train_kwargs=train_kwargs or {},
+    )
+    adata.obsm["X_scVI"] = model.get_latent_representation().astype(np.float32)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_scVI", random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    logger.info("added .obsm['X_scVI'] (%d x %d), .obsm['X_umap'] (UMAP of the scVI latent)", *adata.obsm["X_scVI"].shape)
+
+    adata.uns[UNS_KEY] = _provenance(
+        model,
+        params={
+            "batch_key": batch_key,
+            "batch_key_used": use_batch or "",
+            "labels_key": labels_key or "",
+            "counts": counts_where,
+            "n_top_genes": n_top_genes,
+            "n_latent": n_latent,
+            "max_epochs": epochs,
+            "seed": seed,
+            "n_neighbors": n_neighbors,
+            "accelerator": str(accelerator),
+            "devices": str(devices),
+            "feature_types": list(feature_types or []),
+        },
+        n_genes_kept=n_genes,
+        n_hvg=int(hvg.sum()),
+        seconds=time.perf_counter() - started,
+    )
+    logger.info("added .uns[%r] (parameters, versions, training history)", UNS_KEY)
+    return (adata, model) if return_model else adata
+
+
+def _kept_genes(adata: ad.AnnData, counts, feature_types: Sequence[str] | None) -> np.ndarray:
+    keep = np.ones(adata.n_vars, dtype=bool)
+    if feature_types is not None and "feature_types" in adata.var:
+        keep &= adata.var["feature_types"].isin(list(feature_types)).to_numpy()
+        if not keep.any():
+            have = sorted(map(str, adata.var["feature_types"].unique()))
+            msg = (
+                f"No feature has a gene-expression type {list(feature_types)} in var['feature_types'] "
+                f"(types present: {have}). Pass feature_types=[...] with the right value, or None to keep all."
+            )
+            raise PyscvibridgeError(msg)
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    keep &= totals > 0
+    if not keep.any():
+        msg = "Every gene has zero counts across all cells: there is nothing to integrate."
+        raise PyscvibridgeError(msg)
+    return keep
+
+
+def _log_normalise(counts, genes: np.ndarray):
+    """log1p(counts / library size * median library size), library sizes from the kept genes."""
+    import scipy.sparse as sp
+
+    lib = np.asarray(counts[:, np.flatnonzero(genes)].sum(axis=1)).ravel().astype(np.float64)
+    if (lib == 0).any():
+        msg = (
+            f"{int((lib == 0).sum())} cells have no counts in the kept genes; remove them first "
+            "(e.g. scanpy.pp.filter_cells(adata, min_counts=1))."
+        )
+        raise PyscvibridgeError(msg)
+    scale = np.median(lib) / lib
+    if sp.issparse(counts):
+        out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+        out.data *= np.repeat(scale, np.diff(out.indptr)).astype(np.float32)
+        np.log1p(out.data, out=out.data)
+        return out
+    return np.log1p(np.asarray(counts, dtype=np.float32) * scale[:, None].astype(np.float32))
+
+
+def _highly_variable(adata: ad.AnnData, genes: np.ndarray, *, batch_key: str | None, n_top_genes: int) -> np.ndarray:
+    import anndata as ad
+    import scanpy as sc
+
+    sub = ad.AnnData(
+        X=adata.layers["logcounts"][:, np.flatnonzero(genes)],
+        obs=adata.obs[[batch_key]] if batch_key else None,
+        var=adata.var.iloc[np.flatnonzero(genes), :0],
+    )
+    n_top = min(n_top_genes, sub.n_vars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # empty bins in the dispersion normalisation
+        sc.pp.highly_variable_genes(sub, flavor="cell_ranger", n_top_genes=n_top, batch_key=batch_key)
+    for col in sub.var.columns:
+        full = np.zeros(adata.n_vars, dtype=sub.var[col].dtype) if sub.var[col].dtype == bool else np.full(adata.n_vars, np.nan)
+        full[genes] = sub.var[col].to_numpy()
+        adata.var[col] = full
+    if batch_key is None:
+        adata.var["highly_variable_nbatches"] = adata.var["highly_variable"].astype(float)
+        adata.var["highly_variable_intersection"] = adata.var["highly_variable"].to_numpy()
+    adata.var["highly_variable_nbatches"] = np.nan_to_num(adata.var["highly_variable_nbatches"]).astype(np.int64)
+    adata.var["highly_variable_intersection"] = adata.var["highly_variable_intersection"].fillna(False).astype(bool)
+    adata.uns["hvg"] = {"flavor": "cell_ranger", "n_top_genes": n_top, "batch_key": batch_key or ""}
+    return adata.var["highly_variable"].to_numpy(dtype=bool)
+
+
+def _train_scvi(adata, hvg_counts, *, batch_key, n_latent, max_epochs, seed, accelerator, devices, progress, model_kwargs, train_kwargs):
+    import anndata as ad
+    import scvi
+
+    scvi.settings.seed = seed
+    obs = adata.obs[[batch_key]].copy() if batch_key else None
+    train_ad = ad.AnnData(X=hvg_counts, obs=obs)
+    train_ad.obs_names = adata.obs_names
+    scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
+    model = scvi.model.SCVI(train_ad, n_latent=n_latent, **model_kwargs)
+    kwargs = {"check_val_every_n_epoch": 1, "enable_progress_bar": progress, **train_kwargs}
+    logger.info("training scVI for up to %d epochs on %d cells x %d genes", max_epochs, *train_ad.shape)
+    model.train(max_epochs=max_epochs, accelerator=accelerator, devices=devices, **kwargs)
+    return model
+
+
+def _provenance(model, *, params: dict, n_genes_kept: int, n_hvg: int, seconds: float) -> dict:
+    from importlib.metadata import version
+
+    history = {
+        key: model.history[key].iloc[:, 0].to_numpy(dtype=np.float64)
+        for key in ("elbo_train", "elbo_validation", "reconstruction_loss_train")
+        if key in model.history
+    }
+    versions = {}
+    for pkg in ("pyscvibridge", "scvi-tools", "scanpy", "anndata", "torch"):
+        try:
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - a missing distribution must not fail a finished run
+            versions[pkg] = "unknown"
+    return {
+        "params": params,
+        "versions": versions,
+        "epochs_run": len(history.get("elbo_train", ())),
+        "history": history,
+        "n_genes_kept": n_genes_kept,
+        "n_hvg": n_hvg,
+        "seconds": float(seconds),
+    }
