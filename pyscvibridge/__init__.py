@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets
 from ._errors import MissingDependencyError, PyscvibridgeError
-from ._workflow import default_max_epochs, integrate
+from ._training import default_max_epochs
+from ._workflow import integrate
 
 try:
     __version__ = version("pyscvibridge")

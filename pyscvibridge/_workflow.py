@@ -12,6 +12,7 @@ import numpy as np
 
 from ._checks import check_obs_key, counts_matrix
 from ._errors import PyscvibridgeError
+from ._training import default_max_epochs, train_scvi
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -23,11 +24,6 @@ logger = logging.getLogger("pyscvibridge")
 #: the OpenProblems BMMC file "GEX").
 GEX_FEATURE_TYPES = ("GEX", "Gene Expression")
 UNS_KEY = "scvi_integration"
-
-
-def default_max_epochs(n_cells: int) -> int:
-    """scvi-tools' epoch rule, which the tutorial workflow uses: ``min(round(20000 / n_cells * 400), 400)``."""
-    return int(min(round(20000 / max(n_cells, 1) * 400), 400))
 
 
 def integrate(
@@ -99,7 +95,6 @@ def integrate(
     ``uns["scvi_integration"]`` with the parameters, versions, epochs and the per-epoch ELBO.
     """
     import scanpy as sc
-    import scvi
 
     if copy:
         adata = adata.copy()
@@ -139,12 +134,14 @@ def integrate(
 
     n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
     sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed)
+    sc.pp.neighbors(
+        adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed
+    )
     sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
     logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
 
     epochs = default_max_epochs(adata.n_obs) if max_epochs is None else int(max_epochs)
-    model = _train_scvi(
+    model = train_scvi(
         adata,
         counts[:, np.flatnonzero(hvg)],
         batch_key=use_batch,
@@ -160,7 +157,10 @@ def integrate(
     adata.obsm["X_scVI"] = model.get_latent_representation().astype(np.float32)
     sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_scVI", random_state=seed)
     sc.tl.umap(adata, random_state=seed)
-    logger.info("added .obsm['X_scVI'] (%d x %d), .obsm['X_umap'] (UMAP of the scVI latent)", *adata.obsm["X_scVI"].shape)
+    logger.info(
+        "added .obsm['X_scVI'] (%d x %d), .obsm['X_umap'] (UMAP of the scVI latent)",
+        *adata.obsm["X_scVI"].shape,
+    )
 
     adata.uns[UNS_KEY] = _provenance(
         model,
@@ -225,7 +225,9 @@ def _log_normalise(counts, genes: np.ndarray):
     return np.log1p(np.asarray(counts, dtype=np.float32) * scale[:, None].astype(np.float32))
 
 
-def _highly_variable(adata: ad.AnnData, genes: np.ndarray, *, batch_key: str | None, n_top_genes: int) -> np.ndarray:
+def _highly_variable(
+    adata: ad.AnnData, genes: np.ndarray, *, batch_key: str | None, n_top_genes: int
+) -> np.ndarray:
     import anndata as ad
     import scanpy as sc
 
@@ -239,32 +241,24 @@ def _highly_variable(adata: ad.AnnData, genes: np.ndarray, *, batch_key: str | N
         warnings.simplefilter("ignore", RuntimeWarning)  # empty bins in the dispersion normalisation
         sc.pp.highly_variable_genes(sub, flavor="cell_ranger", n_top_genes=n_top, batch_key=batch_key)
     for col in sub.var.columns:
-        full = np.zeros(adata.n_vars, dtype=sub.var[col].dtype) if sub.var[col].dtype == bool else np.full(adata.n_vars, np.nan)
+        full = (
+            np.zeros(adata.n_vars, dtype=sub.var[col].dtype)
+            if sub.var[col].dtype == bool
+            else np.full(adata.n_vars, np.nan)
+        )
         full[genes] = sub.var[col].to_numpy()
         adata.var[col] = full
     if batch_key is None:
         adata.var["highly_variable_nbatches"] = adata.var["highly_variable"].astype(float)
         adata.var["highly_variable_intersection"] = adata.var["highly_variable"].to_numpy()
-    adata.var["highly_variable_nbatches"] = np.nan_to_num(adata.var["highly_variable_nbatches"]).astype(np.int64)
-    adata.var["highly_variable_intersection"] = adata.var["highly_variable_intersection"].fillna(False).astype(bool)
+    adata.var["highly_variable_nbatches"] = np.nan_to_num(adata.var["highly_variable_nbatches"]).astype(
+        np.int64
+    )
+    adata.var["highly_variable_intersection"] = (
+        adata.var["highly_variable_intersection"].fillna(False).astype(bool)
+    )
     adata.uns["hvg"] = {"flavor": "cell_ranger", "n_top_genes": n_top, "batch_key": batch_key or ""}
     return adata.var["highly_variable"].to_numpy(dtype=bool)
-
-
-def _train_scvi(adata, hvg_counts, *, batch_key, n_latent, max_epochs, seed, accelerator, devices, progress, model_kwargs, train_kwargs):
-    import anndata as ad
-    import scvi
-
-    scvi.settings.seed = seed
-    obs = adata.obs[[batch_key]].copy() if batch_key else None
-    train_ad = ad.AnnData(X=hvg_counts, obs=obs)
-    train_ad.obs_names = adata.obs_names
-    scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
-    model = scvi.model.SCVI(train_ad, n_latent=n_latent, **model_kwargs)
-    kwargs = {"check_val_every_n_epoch": 1, "enable_progress_bar": progress, **train_kwargs}
-    logger.info("training scVI for up to %d epochs on %d cells x %d genes", max_epochs, *train_ad.shape)
-    model.train(max_epochs=max_epochs, accelerator=accelerator, devices=devices, **kwargs)
-    return model
 
 
 def _provenance(model, *, params: dict, n_genes_kept: int, n_hvg: int, seconds: float) -> dict:

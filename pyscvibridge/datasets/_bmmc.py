@@ -124,7 +124,9 @@ def openproblems_bmmc(
         raise PyscvibridgeError(msg)
     if subset:
         keep_cells = adata.obs["batch"].isin(BMMC_SUBSET_BATCHES).to_numpy()
-        keep_genes = (adata.var["feature_types"] == "GEX").to_numpy() if "feature_types" in adata.var else slice(None)
+        keep_genes = (
+            (adata.var["feature_types"] == "GEX").to_numpy() if "feature_types" in adata.var else slice(None)
+        )
         adata = adata[keep_cells, keep_genes].copy()
         adata.obs["batch"] = adata.obs["batch"].astype("category").cat.remove_unused_categories()
     return adata
