@@ -22,6 +22,8 @@ def train_scvi(
     hvg_counts,
     *,
     batch_key: str | None,
+    categorical_covariate_keys: list[str] | None = None,
+    continuous_covariate_keys: list[str] | None = None,
     n_latent: int,
     max_epochs: int,
     seed: int,
@@ -36,10 +38,18 @@ def train_scvi(
     import scvi
 
     scvi.settings.seed = seed
-    obs = adata.obs[[batch_key]].copy() if batch_key else None
+    keys = [
+        k for k in [batch_key, *(categorical_covariate_keys or []), *(continuous_covariate_keys or [])] if k
+    ]
+    obs = adata.obs[keys].copy() if keys else None
     train_ad = ad.AnnData(X=hvg_counts, obs=obs)
     train_ad.obs_names = adata.obs_names
-    scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
+    scvi.model.SCVI.setup_anndata(
+        train_ad,
+        batch_key=batch_key,
+        categorical_covariate_keys=categorical_covariate_keys or None,
+        continuous_covariate_keys=continuous_covariate_keys or None,
+    )
     model = scvi.model.SCVI(train_ad, n_latent=n_latent, **model_kwargs)
     kwargs = {"check_val_every_n_epoch": 1, "enable_progress_bar": progress, **train_kwargs}
     logger.info("training scVI for up to %d epochs on %d cells x %d genes", max_epochs, *train_ad.shape)

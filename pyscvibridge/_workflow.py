@@ -31,6 +31,8 @@ def integrate(
     batch_key: str,
     *,
     labels_key: str | None = None,
+    categorical_covariate_keys: Sequence[str] | None = None,
+    continuous_covariate_keys: Sequence[str] | None = None,
     layer: str | None = None,
     n_top_genes: int = 2000,
     n_latent: int = 10,
@@ -61,6 +63,8 @@ def integrate(
         ``obs`` column with the batch (sample, protocol, ...) to integrate over.
     labels_key
         ``obs`` column with known cell labels; recorded for plots and metrics (not used in training).
+    categorical_covariate_keys, continuous_covariate_keys
+        Further ``obs`` columns scVI conditions on besides the batch (e.g. donor; percent mitochondrial counts).
     layer
         Layer holding raw counts. Non-negative integers are required (float storage is fine).
     n_top_genes
@@ -106,6 +110,15 @@ def integrate(
     batches = check_obs_key(adata, batch_key, "batch_key")
     if labels_key is not None:
         check_obs_key(adata, labels_key, "labels_key")
+    cat_covs = [str(k) for k in categorical_covariate_keys or ()]
+    cont_covs = [str(k) for k in continuous_covariate_keys or ()]
+    for key in cat_covs:
+        check_obs_key(adata, key, "categorical covariate")
+    for key in cont_covs:
+        col = check_obs_key(adata, key, "continuous covariate")
+        if col.dtype.kind not in "biuf":
+            msg = f"continuous covariate {key!r} must be numeric, but its type is {col.dtype}. Pass it as a categorical covariate instead."
+            raise PyscvibridgeError(msg)
     if n_top_genes < 1 or n_latent < 1:
         msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
         raise PyscvibridgeError(msg)
@@ -145,6 +158,8 @@ def integrate(
         adata,
         counts[:, np.flatnonzero(hvg)],
         batch_key=use_batch,
+        categorical_covariate_keys=cat_covs,
+        continuous_covariate_keys=cont_covs,
         n_latent=n_latent,
         max_epochs=epochs,
         seed=seed,
@@ -168,6 +183,8 @@ def integrate(
             "batch_key": batch_key,
             "batch_key_used": use_batch or "",
             "labels_key": labels_key or "",
+            "categorical_covariate_keys": cat_covs,
+            "continuous_covariate_keys": cont_covs,
             "counts": counts_where,
             "n_top_genes": n_top_genes,
             "n_latent": n_latent,
