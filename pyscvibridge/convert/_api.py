@@ -1,0 +1,229 @@
+"""Public entry points: from_r, read_rds, add_results (to_r / write_rds live in _write.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PyscvibridgeError
+from . import _r, _sparse
+from ._manifest import logger
+
+DEFAULT_SEURAT_REDUCTIONS = {"X_scVI": "scVI", "X_umap": "umap.scVI"}
+DEFAULT_SCE_REDUCTIONS = {"X_scVI": "scVI", "X_umap": "UMAP_scVI"}
+
+
+def _kind(obj) -> str:
+    if not isinstance(obj, _r.ri().Sexp):
+        msg = f"expected an R object (an rpy2 object), got {type(obj).__name__}; use read_rds() for a file"
+        raise PyscvibridgeError(msg)
+    cls = _r.rclass(obj)
+    if "Seurat" in cls:
+        return "Seurat"
+    is_ = _r.ri().baseenv["inherits"]
+    if bool(is_(obj, _r.r_str(["SingleCellExperiment"]))[0]):
+        return "SingleCellExperiment"
+    msg = (
+        f"expected a Seurat object or a SingleCellExperiment, but the object is of class {cls!r}. "
+        "Convert it in R first (e.g. as(x, 'SingleCellExperiment'))."
+    )
+    raise PyscvibridgeError(msg)
+
+
+def from_r(obj, *, assay: str | None = None, copy: bool = False):
+    """Convert a Seurat (v4 or v5, joined or split layers) or SingleCellExperiment object to AnnData.
+
+    Parameters
+    ----------
+    obj
+        The R object, as an rpy2 object (e.g. ``rpy2.robjects.globalenv["obj"]``).
+    assay
+        Seurat: the assay to convert (default: the active one); the others are listed in the manifest.
+        SingleCellExperiment: the assay to use as ``X`` (default: ``counts`` when present).
+    copy
+        Copy the matrices instead of viewing R's memory. Views are read-only; use ``copy=True``
+        when you will modify the values in place.
+
+    Returns
+    -------
+    An AnnData with raw counts in ``layers["counts"]`` and in ``X`` (the same matrix), normalised
+    values (Seurat ``data`` / SCE ``logcounts``) in ``layers["logcounts"]``, metadata in ``obs`` and
+    ``var``, reductions in ``obsm``, loadings in ``varm`` and the manifest in ``uns["conversion"]``.
+    Split Seurat v5 layers are joined, in the object's cell order, with each cell's layer in
+    ``obs["split_layer"]``.
+    """
+    kind = _kind(obj)
+    if kind == "Seurat":
+        from ._seurat import from_seurat
+
+        adata, man = from_seurat(obj, assay=assay, copy=copy)
+    else:
+        from ._sce import from_sce
+
+        adata, man = from_sce(obj, assay=assay, copy=copy)
+    adata.uns["conversion"] = man.to_dict()
+    man.log()
+    return adata
+
+
+def read_r_object(path: str | os.PathLike):
+    """readRDS(path) with clear errors; returns the rpy2 object."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"no such file: {str(path)!r}"
+        raise PyscvibridgeError(msg)
+    if path.stat().st_size == 0:
+        msg = f"{str(path)!r} is empty; it is not an .rds file"
+        raise PyscvibridgeError(msg)
+    try:
+        return _r.call(".pysb_read_rds", _r.r_str([str(path)]))
+    except Exception as e:  # rpy2's RRuntimeError
+        msg = (
+            f"cannot read {str(path)!r} as an .rds file: it is truncated, corrupt or not an .rds file "
+            f"(R said: {_r.r_error_message(e)})"
+        )
+        raise PyscvibridgeError(msg) from e
+
+
+def read_rds(path: str | os.PathLike, *, assay: str | None = None, copy: bool = False):
+    """Read an ``.rds`` file holding a Seurat object or a SingleCellExperiment into AnnData.
+
+    See :func:`from_r` for what goes where. The AnnData's matrices view the R object's memory;
+    the R object stays alive (in R's memory) as long as they do.
+    """
+    obj = read_r_object(path)
+    try:
+        _kind(obj)
+    except PyscvibridgeError as e:
+        msg = f"{str(path)!r} holds neither a Seurat object nor a SingleCellExperiment: {e}"
+        raise PyscvibridgeError(msg) from None
+    adata = from_r(obj, assay=assay, copy=copy)
+    adata.uns["conversion"]["details"]["file"] = str(path)
+    return adata
+
+
+# ---------------------------------------------------------------- results back to R
+
+
+def reduction_key(name: str) -> str:
+    """A Seurat DimReduc key for ``name``: letters and digits only, then ``_`` ("umap.scVI" -> "umapscVI_")."""
+    key = re.sub(r"[^a-zA-Z0-9]", "", name)
+    if not key or not key[0].isalpha():
+        key = "X" + key
+    return key + "_"
+
+
+def _cell_order(obj_cells: list[str], adata, where: str) -> np.ndarray:
+    """Positions of the object's cells in adata (error unless the same set)."""
+    names = pd.Index(adata.obs_names)
+    if names.has_duplicates:
+        msg = "adata has duplicated cell names (obs_names); they must match the R object's cells one to one"
+        raise PyscvibridgeError(msg)
+    idx = names.get_indexer(obj_cells)
+    extra = names.difference(pd.Index(obj_cells))
+    if (idx < 0).any() or len(extra):
+        missing = [c for c, i in zip(obj_cells, idx, strict=True) if i < 0][:5]
+        msg = (
+            f"the cells of adata and of the {where} differ: {int((idx < 0).sum())} of the object's cells are "
+            f"not in adata (e.g. {missing!r}) and {len(extra)} cells of adata are not in the object "
+            f"(e.g. {list(extra[:5])!r}). Use the AnnData converted from this object."
+        )
+        raise PyscvibridgeError(msg)
+    return idx
+
+
+def add_results(
+    obj,
+    adata,
+    *,
+    reductions: Mapping[str, str] | None = None,
+    assay: str | None = None,
+    misc: Mapping | None = None,
+    misc_key: str = "scVI",
+):
+    """Return a copy of the R object ``obj`` with embeddings from ``adata`` added; no matrix is copied back.
+
+    Parameters
+    ----------
+    obj
+        The Seurat object (v4 or v5, under SeuratObject 4 or 5) or SingleCellExperiment (rpy2 object).
+    adata
+        An AnnData over the same cells (matched by name; the order may differ).
+    reductions
+        ``{obsm key: reduction name}``. Default for Seurat ``{"X_scVI": "scVI", "X_umap": "umap.scVI"}``
+        (DimReduc keys ``scVI_``, ``umapscVI_``), for SCE ``{"X_scVI": "scVI", "X_umap": "UMAP_scVI"}``
+        (reducedDims). With the default, keys missing from ``adata.obsm`` are skipped.
+    assay
+        Seurat: the ``assay.used`` of the new reductions (default: the active assay).
+    misc
+        Nested dict of plain values (str, numbers, bools, lists, arrays) stored as
+        ``obj@misc[[misc_key]]`` (Seurat) or ``metadata(sce)[[misc_key]]`` (SCE).
+
+    Returns
+    -------
+    A new R object; ``obj`` itself is not modified, and everything else in it is unchanged.
+    """
+    rinterface = _r.ri()
+    kind = _kind(obj)
+    defaults = reductions is None
+    if reductions is None:
+        reductions = DEFAULT_SEURAT_REDUCTIONS if kind == "Seurat" else DEFAULT_SCE_REDUCTIONS
+    todo = {}
+    for key, name in reductions.items():
+        if key not in adata.obsm:
+            if defaults:
+                continue
+            msg = f"adata.obsm has no {key!r} (it has {sorted(adata.obsm)!r})"
+            raise PyscvibridgeError(msg)
+        todo[key] = name
+    if not todo and misc is None:
+        msg = f"nothing to add: adata.obsm has none of {sorted(reductions)!r} and no misc was given"
+        raise PyscvibridgeError(msg)
+
+    if kind == "Seurat":
+        summary = _r.as_dict(_r.call(".pysb_seurat_summary", obj))
+        cells = _r.strs(summary["cells"])
+        assays = _r.strs(summary["assays"])
+        assay = _r.strs(summary["active"])[0] if assay is None else assay
+        if assay not in assays:
+            msg = f"assay {assay!r} is not in this Seurat object; it has {assays!r}"
+            raise PyscvibridgeError(msg)
+    else:
+        cells = _r.strs(rinterface.baseenv["colnames"](obj))
+    order = _cell_order(cells, adata, f"{kind} object")
+
+    out = obj
+    for key, name in todo.items():
+        emb = np.asarray(adata.obsm[key])
+        if emb.ndim != 2:
+            msg = f"adata.obsm[{key!r}] must be a 2-d array (got shape {emb.shape})"
+            raise PyscvibridgeError(msg)
+        emb = emb[order]
+        if kind == "Seurat":
+            rkey = reduction_key(name)
+            rmat = _sparse.r_matrix(
+                emb, rownames=cells, colnames=[f"{rkey}{i + 1}" for i in range(emb.shape[1])]
+            )
+            out = _r.call(
+                ".pysb_add_reduction_seurat", out, _r.r_str([name]), rmat, _r.r_str([rkey]), _r.r_str([assay])
+            )
+            logger.info("added reduction %r (key %r, assay %r) from .obsm[%r]", name, rkey, assay, key)
+        else:
+            rmat = _sparse.r_matrix(
+                emb, rownames=cells, colnames=[f"{name}_{i + 1}" for i in range(emb.shape[1])]
+            )
+            out = _r.call(".pysb_add_reduction_sce", out, _r.r_str([name]), rmat)
+            logger.info("added reducedDim %r from .obsm[%r]", name, key)
+    if misc is not None:
+        from ._values import to_r_value
+
+        value = to_r_value(misc, "misc")
+        fn = ".pysb_set_misc_seurat" if kind == "Seurat" else ".pysb_set_misc_sce"
+        out = _r.call(fn, out, _r.r_str([misc_key]), value)
+        logger.info("added %s[[%r]]", "@misc" if kind == "Seurat" else "metadata()", misc_key)
+    return out

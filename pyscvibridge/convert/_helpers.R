@@ -1,0 +1,183 @@
+# R side of pyscvibridge.convert: small functions that read and write object slots directly, so
+# they work for Seurat v5 objects (Assay5) with SeuratObject 4 installed as well as with
+# SeuratObject 5. Loaded once per R session into its own environment (never the global one).
+
+.pysb_so_version <- function() {
+  if (!requireNamespace("SeuratObject", quietly = TRUE)) return(NA_character_)
+  as.character(utils::packageVersion("SeuratObject"))
+}
+
+.pysb_so5 <- function() {
+  v <- .pysb_so_version()
+  !is.na(v) && utils::compareVersion(v, "5.0.0") >= 0
+}
+
+.pysb_class <- function(x) as.character(class(x))
+
+.pysb_read_rds <- function(path) readRDS(path)
+
+.pysb_save_rds <- function(x, path) {
+  saveRDS(x, path)
+  invisible(TRUE)
+}
+
+# ---------------------------------------------------------------- Seurat -> parts
+
+.pysb_logmap <- function(x) {
+  # A LogMap (SeuratObject 5) is a logical matrix with row names in .Data; SeuratObject 4 does
+  # not define the class, so read the data part directly.
+  m <- if (isS4(x)) x@.Data else x
+  if (is.null(dimnames(m))) dimnames(m) <- attr(x, "dimnames")
+  m
+}
+
+.pysb_seurat_summary <- function(obj) {
+  assays <- obj@assays
+  list(
+    assays = names(assays),
+    assay_classes = vapply(assays, function(a) class(a)[1], ""),
+    active = as.character(obj@active.assay),
+    version = as.character(obj@version),
+    cells = rownames(obj@meta.data),
+    reductions = names(obj@reductions),
+    graphs = names(obj@graphs),
+    misc = names(obj@misc),
+    commands = names(obj@commands),
+    tools = names(obj@tools),
+    images = names(obj@images),
+    neighbors = names(obj@neighbors)
+  )
+}
+
+# For one assay: a list of layers, each list(name, matrix, cells, features).
+.pysb_assay_layers <- function(a) {
+  if (inherits(a, "Assay5")) {
+    cm <- .pysb_logmap(a@cells)
+    fm <- .pysb_logmap(a@features)
+    out <- list()
+    for (ln in names(a@layers)) {
+      out[[ln]] <- list(
+        matrix = a@layers[[ln]],
+        cells = rownames(cm)[cm[, ln]],
+        features = rownames(fm)[fm[, ln]]
+      )
+    }
+    return(list(layers = out, cells = rownames(cm), features = rownames(fm), kind = "Assay5"))
+  }
+  # Seurat v4 Assay: counts, data, scale.data slots with dimnames.
+  out <- list()
+  for (sl in c("counts", "data", "scale.data")) {
+    m <- methods::slot(a, sl)
+    if (length(m) == 0 || any(dim(m) == 0)) next
+    out[[sl]] <- list(matrix = m, cells = colnames(m), features = rownames(m))
+  }
+  feats <- rownames(a@meta.features)
+  if (length(feats) == 0 && length(out)) feats <- out[[1]]$features
+  cells <- if (length(out)) out[[1]]$cells else character(0)
+  list(layers = out, cells = cells, features = feats, kind = "Assay")
+}
+
+.pysb_assay_feature_meta <- function(a) {
+  if (inherits(a, "Assay5")) {
+    md <- a@meta.data
+    fm <- .pysb_logmap(a@features)
+    if (nrow(md) == nrow(fm)) rownames(md) <- rownames(fm)
+    return(md)
+  }
+  a@meta.features
+}
+
+.pysb_assay_var_features <- function(a) {
+  if (inherits(a, "Assay5")) {
+    md <- a@meta.data
+    if (!"var.features" %in% colnames(md)) return(character(0))
+    vf <- md[["var.features"]]
+    rk <- if ("var.features.rank" %in% colnames(md)) md[["var.features.rank"]] else seq_along(vf)
+    keep <- !is.na(vf)
+    return(as.character(vf[keep][order(rk[keep])]))
+  }
+  as.character(a@var.features)
+}
+
+.pysb_reduction <- function(r) {
+  list(
+    embeddings = r@cell.embeddings,
+    loadings = r@feature.loadings,
+    key = r@key,
+    assay = r@assay.used,
+    stdev = r@stdev,
+    global = r@global
+  )
+}
+
+.pysb_idents <- function(obj) {
+  id <- obj@active.ident
+  list(values = id, names = names(id))
+}
+
+# ---------------------------------------------------------------- results -> Seurat
+
+.pysb_add_reduction_seurat <- function(obj, name, emb, key, assay) {
+  colnames(emb) <- paste0(key, seq_len(ncol(emb)))
+  dr <- methods::new(
+    "DimReduc",
+    cell.embeddings = emb,
+    feature.loadings = matrix(numeric(0), 0, 0),
+    feature.loadings.projected = matrix(numeric(0), 0, 0),
+    assay.used = assay,
+    global = FALSE,
+    stdev = numeric(0),
+    key = key,
+    misc = list()
+  )
+  obj@reductions[[name]] <- dr
+  obj
+}
+
+.pysb_set_misc_seurat <- function(obj, key, value) {
+  obj@misc[[key]] <- value
+  obj
+}
+
+.pysb_add_reduction_sce <- function(sce, name, emb) {
+  SingleCellExperiment::reducedDim(sce, name) <- emb
+  sce
+}
+
+.pysb_set_misc_sce <- function(sce, key, value) {
+  md <- S4Vectors::metadata(sce)
+  md[[key]] <- value
+  S4Vectors::metadata(sce) <- md
+  sce
+}
+
+# ---------------------------------------------------------------- SCE -> parts
+
+.pysb_sce_parts <- function(sce) {
+  an <- SummarizedExperiment::assayNames(sce)
+  if (is.null(an)) an <- character(0)
+  assays <- SummarizedExperiment::assays(sce, withDimnames = FALSE)
+  rd <- SingleCellExperiment::reducedDims(sce)
+  alt <- SingleCellExperiment::altExpNames(sce)
+  list(
+    assay_names = an,
+    assays = as.list(assays),
+    cells = colnames(sce),
+    features = rownames(sce),
+    col_data = SummarizedExperiment::colData(sce),
+    row_data = SummarizedExperiment::rowData(sce),
+    reduced_dim_names = names(rd),
+    reduced_dims = as.list(rd),
+    alt_exps = alt,
+    alt_exp_dims = lapply(alt, function(n) dim(SingleCellExperiment::altExp(sce, n))),
+    metadata = S4Vectors::metadata(sce),
+    col_pairs = SingleCellExperiment::colPairNames(sce),
+    row_pairs = SingleCellExperiment::rowPairNames(sce)
+  )
+}
+
+.pysb_as_dgc <- function(m) methods::as(methods::as(m, "CsparseMatrix"), "dMatrix")
+
+.pysb_s4df_to_list <- function(df) {
+  list(columns = as.list(df@listData), rownames = df@rownames, nrows = df@nrows)
+}

@@ -1,0 +1,76 @@
+"""The conversion manifest: what went where, what was renamed, what was left out and why.
+
+Stored as ``uns["conversion"]`` (R -> AnnData) and returned / logged for AnnData -> R. Every value
+is a str, a list of str or a dict of those, so the AnnData can be written to ``.h5ad`` as is::
+
+    {
+        "direction": "R -> AnnData",
+        "source": "Seurat",                      # or "SingleCellExperiment", "AnnData"
+        "details": {"assay": "RNA", "assay_class": "Assay5", "SeuratObject": "5.0.2", ...},
+        "mapped": {"layers['counts']": "RNA counts (view of dgCMatrix)", "obs": "meta.data (8 columns)", ...},
+        "renamed": {"features": {"old_name": "new-name", ...}, ...},
+        "dropped": {"scale.data": "dense scaled values; recompute ...", ...},
+        "notes": ["...", ...],
+    }
+"""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("pyscvibridge.convert")
+
+
+class Manifest:
+    """Collects the record of one conversion."""
+
+    def __init__(self, direction: str, source: str):
+        self.direction = direction
+        self.source = source
+        self.details: dict[str, str] = {}
+        self.mapped: dict[str, str] = {}
+        self.renamed: dict[str, dict[str, str]] = {}
+        self.dropped: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def detail(self, key: str, value) -> None:
+        self.details[key] = value if isinstance(value, list | dict) else str(value)
+
+    def map(self, dest: str, source: str) -> None:
+        self.mapped[dest] = source
+
+    def rename(self, what: str, old: str, new: str) -> None:
+        self.renamed.setdefault(what, {})[str(old)] = str(new)
+
+    def drop(self, what: str, why: str) -> None:
+        self.dropped[what] = why
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def to_dict(self) -> dict:
+        return {
+            "direction": self.direction,
+            "source": self.source,
+            "details": dict(self.details),
+            "mapped": dict(self.mapped),
+            "renamed": {k: dict(v) for k, v in self.renamed.items()},
+            "dropped": dict(self.dropped),
+            "notes": list(self.notes),
+        }
+
+    def log(self) -> None:
+        logger.info("converted %s (%s)", self.source, self.direction)
+        for dest, src in self.mapped.items():
+            logger.info("  %s <- %s", dest, src)
+        for what, pairs in self.renamed.items():
+            shown = ", ".join(f"{o!r} -> {n!r}" for o, n in list(pairs.items())[:5])
+            more = f" (and {len(pairs) - 5} more)" if len(pairs) > 5 else ""
+            logger.info("  renamed %d %s: %s%s", len(pairs), what, shown, more)
+        for what, why in self.dropped.items():
+            logger.info("  not converted: %s (%s)", what, why)
+        for text in self.notes:
+            logger.info("  note: %s", text)
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.to_dict()!r})"

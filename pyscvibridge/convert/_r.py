@@ -1,0 +1,122 @@
+"""The embedded R session: lazy start, the package's R helpers, small value conversions.
+
+Everything here works on :mod:`rpy2.rinterface` objects (no implicit conversion), so what
+crosses between R and Python is always explicit.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+from typing import Any
+
+from .._errors import PyscvibridgeError, import_or_hint
+
+
+@functools.cache
+def ri():
+    """:mod:`rpy2.rinterface`, with R started (once per process)."""
+    import_or_hint("rpy2.robjects", "r")  # starts R, or says how to install rpy2
+    import rpy2.rinterface as rinterface
+
+    return rinterface
+
+
+@functools.cache
+def helpers():
+    """An R environment holding the functions of ``_helpers.R`` (loaded once per process)."""
+    rinterface = ri()
+    env = rinterface.baseenv["new.env"](parent=rinterface.globalenv)
+    code = files(__package__).joinpath("_helpers.R").read_text()
+    rinterface.baseenv["eval"](rinterface.parse(code), env)
+    return env
+
+
+def call(name: str, *args: Any, **kwargs: Any):
+    """Call the R helper ``name`` with rinterface arguments; R errors become RRuntimeError."""
+    return helpers()[name](*args, **kwargs)
+
+
+def rfun(name: str, package: str | None = None):
+    """An R function, ``package::name`` when a package is given."""
+    rinterface = ri()
+    if package is None:
+        return rinterface.baseenv.find(name)
+    return rinterface.baseenv["getExportedValue"](
+        rinterface.StrSexpVector([package]), rinterface.StrSexpVector([name])
+    )
+
+
+def has_package(package: str) -> bool:
+    rinterface = ri()
+    res = rinterface.baseenv["requireNamespace"](
+        rinterface.StrSexpVector([package]), quietly=rinterface.BoolSexpVector([True])
+    )
+    return bool(res[0])
+
+
+def require_package(package: str, purpose: str) -> None:
+    if not has_package(package):
+        msg = f"The R package {package!r} is needed {purpose} but is not installed in R's library; install it in R."
+        raise PyscvibridgeError(msg)
+
+
+def is_null(x) -> bool:
+    return x is None or x.typeof == ri().RTYPES.NILSXP
+
+
+def rclass(x) -> list[str]:
+    return [str(c) for c in call(".pysb_class", x)]
+
+
+def strs(x) -> list[str]:
+    """An R character vector (or NULL) as a list of str; NA becomes None."""
+    if is_null(x):
+        return []
+    na = ri().NA_Character
+    return [None if v is na else str(v) for v in x]
+
+
+def r_str(values) -> Any:
+    """A list of str (None for NA) as an R character vector."""
+    rinterface = ri()
+    return rinterface.StrSexpVector([rinterface.NA_Character if v is None else str(v) for v in values])
+
+
+def r_scalar(value) -> Any:
+    rinterface = ri()
+    if isinstance(value, bool):
+        return rinterface.BoolSexpVector([value])
+    if isinstance(value, int):
+        return rinterface.IntSexpVector([value])
+    if isinstance(value, float):
+        return rinterface.FloatSexpVector([value])
+    return rinterface.StrSexpVector([str(value)])
+
+
+def named_list(items: dict[str, Any]):
+    """A named R list from a dict of rinterface objects."""
+    rinterface = ri()
+    lst = rinterface.ListSexpVector(list(items.values()))
+    lst.names = rinterface.StrSexpVector(list(items.keys()))
+    return lst
+
+
+def list_get(lst, name: str):
+    """Element ``name`` of a named R list, or None when absent."""
+    names = strs(lst.names) if not is_null(lst.names) else []
+    if name not in names:
+        return None
+    return lst[names.index(name)]
+
+
+def as_dict(lst) -> dict[str, Any]:
+    """A named R list as a dict (names in order)."""
+    if is_null(lst):
+        return {}
+    names = strs(lst.names) if not is_null(lst.names) else [str(i) for i in range(len(lst))]
+    return {n: lst[i] for i, n in enumerate(names)}
+
+
+def r_error_message(err: Exception) -> str:
+    return str(err).strip()

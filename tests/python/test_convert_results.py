@@ -1,0 +1,104 @@
+"""add_results: embeddings and a misc record back into the R object, nothing else touched."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from pyscvibridge import PyscvibridgeError
+from pyscvibridge.convert import add_results, from_r, reduction_key
+
+pytestmark = pytest.mark.r
+
+KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9]*_$")
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("scVI", "scVI_"), ("umap.scVI", "umapscVI_"), ("UMAP_scVI", "UMAPscVI_"), ("2d", "X2d_")],
+)
+def test_reduction_key(name, key):
+    assert reduction_key(name) == key
+    assert KEY_RE.match(key)
+
+
+def _with_results(adata, seed=0):
+    rng = np.random.default_rng(seed)
+    adata.obsm["X_scVI"] = rng.normal(size=(adata.n_obs, 10))
+    adata.obsm["X_umap"] = rng.normal(size=(adata.n_obs, 2))
+    return adata
+
+
+@pytest.mark.parametrize("fixture", ["v5_joined_path", "v5_split_path"])
+def test_add_results_to_v5_under_seuratobject4(request, r, rglobal, read_r, fixture):
+    obj = read_r(request.getfixturevalue(fixture))
+    adata = _with_results(from_r(obj))
+    shuffled = adata[np.random.default_rng(1).permutation(adata.n_obs)].copy()
+    misc = {"params": {"n_latent": 10, "genes": ["a", "b"]}, "elbo": np.arange(3.0), "converged": True}
+    new = add_results(obj, shuffled, misc=misc)
+    rglobal["old"], rglobal["new"] = obj, new
+    assert list(r("names(new@reductions)")) == ["pca", "scVI", "umap.scVI"]
+    assert list(r("names(old@reductions)")) == ["pca"]  # the input object is unchanged
+    assert r("new@reductions$scVI@key")[0] == "scVI_"
+    assert r("new@reductions$umap.scVI@key")[0] == "umapscVI_"
+    assert r("new@reductions$scVI@assay.used")[0] == "RNA"
+    assert list(r("rownames(new@reductions$scVI@cell.embeddings)")) == list(r("rownames(old@meta.data)"))
+    assert list(r("colnames(new@reductions$umap.scVI@cell.embeddings)")) == ["umapscVI_1", "umapscVI_2"]
+    np.testing.assert_array_equal(np.asarray(r("new@reductions$scVI@cell.embeddings")), adata.obsm["X_scVI"])
+    np.testing.assert_array_equal(
+        np.asarray(r("new@reductions$umap.scVI@cell.embeddings")), adata.obsm["X_umap"]
+    )
+    assert r("new@misc$scVI$params$n_latent")[0] == 10
+    assert list(r("new@misc$scVI$params$genes")) == ["a", "b"]
+    assert list(r("new@misc$scVI$elbo")) == [0.0, 1.0, 2.0]
+    assert r("isTRUE(new@misc$scVI$converged)")[0]
+    unchanged = r(
+        """
+        s <- setdiff(slotNames("Seurat"), c("reductions", "misc"))
+        c(vapply(s, function(n) identical(slot(new, n), slot(old, n)), TRUE),
+          pca = identical(new@reductions$pca, old@reductions$pca))
+        """
+    )
+    assert all(unchanged), dict(zip(unchanged.names, unchanged, strict=True))
+
+
+def test_add_results_to_v4_object_works_with_seurat_methods(r, rglobal):
+    obj = r(
+        """
+        suppressMessages(library(SeuratObject))
+        set.seed(1)
+        m <- Matrix::Matrix(matrix(rpois(600, 3), 20, 30, dimnames = list(paste0("g", 1:20), paste0("c", 1:30))),
+                            sparse = TRUE)
+        CreateSeuratObject(m)
+        """
+    )
+    adata = _with_results(from_r(obj))
+    new = add_results(obj, adata, reductions={"X_scVI": "scVI"})
+    rglobal["new"] = new
+    assert list(r("dim(Embeddings(new, 'scVI'))")) == [30, 10]
+    assert list(r("Reductions(new)")) == ["scVI"]
+    assert r("Key(new[['scVI']])")[0] == "scVI_"
+    assert r("DefaultAssay(new[['scVI']])")[0] == "RNA"
+    assert r("validObject(new)")[0]
+
+
+def test_add_results_cells_must_match(read_r, v5_joined_path):
+    obj = read_r(v5_joined_path)
+    adata = _with_results(from_r(obj))
+    with pytest.raises(PyscvibridgeError, match="the cells of adata and of the Seurat object differ: 10 of"):
+        add_results(obj, adata[10:].copy())
+    renamed = adata.copy()
+    renamed.obs_names = [f"x{i}" for i in range(adata.n_obs)]
+    with pytest.raises(PyscvibridgeError, match="400 cells of adata are not in the object"):
+        add_results(obj, renamed)
+
+
+def test_add_results_missing_obsm_key(read_r, v5_joined_path):
+    obj = read_r(v5_joined_path)
+    adata = from_r(obj)
+    with pytest.raises(PyscvibridgeError, match=r"adata.obsm has no 'X_scVI'"):
+        add_results(obj, adata, reductions={"X_scVI": "scVI"})
+    with pytest.raises(PyscvibridgeError, match="nothing to add"):
+        add_results(obj, adata)
