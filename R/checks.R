@@ -1,0 +1,100 @@
+# Argument checks shared by the RunScVI() methods. Each error names the argument and the fix.
+
+.check_string <- function(x, arg, null_ok = FALSE, call = parent.frame()) {
+  if (is.null(x) && null_ok) {
+    return(invisible(x))
+  }
+  if (!is.character(x) || length(x) != 1L || is.na(x) || !nzchar(x)) {
+    cli::cli_abort("{.arg {arg}} must be a single non-empty string, not {.cls {class(x)}} of length {length(x)}.", call = call)
+  }
+  invisible(x)
+}
+
+.check_count <- function(x, arg, min = 1, null_ok = FALSE, call = parent.frame()) {
+  if (is.null(x) && null_ok) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < min) {
+    cli::cli_abort("{.arg {arg}} must be a whole number of at least {min}, not {.val {x}}.", call = call)
+  }
+  as.integer(x)
+}
+
+.check_flag <- function(x, arg, call = parent.frame()) {
+  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
+    cli::cli_abort("{.arg {arg}} must be {.code TRUE} or {.code FALSE}, not {.val {x}}.", call = call)
+  }
+  x
+}
+
+# "auto", a device count, or device ids; numbers go to Python as integers (Lightning rejects 1.0).
+.check_devices <- function(x, call = parent.frame()) {
+  if (is.character(x) && length(x) == 1L && !is.na(x)) {
+    return(x)
+  }
+  if (is.numeric(x) && length(x) >= 1L && !anyNA(x) && all(x == round(x)) && all(x >= 0)) {
+    x <- as.integer(x)
+    return(if (length(x) == 1L) x else as.list(x))
+  }
+  cli::cli_abort("{.arg devices} must be {.val auto}, a number of devices or device ids, not {.val {x}}.", call = call)
+}
+
+# A cell-metadata column: present, and with a value for every cell.
+.check_column <- function(meta, key, arg, what = "cell metadata", call = parent.frame()) {
+  .check_string(key, arg, call = call)
+  if (!key %in% colnames(meta)) {
+    cols <- colnames(meta)
+    cli::cli_abort(
+      c(
+        "{.arg {arg}} {.val {key}} is not a column of the {what}.",
+        "i" = if (length(cols)) "Available columns: {.val {cols}}." else "The {what} has no columns."
+      ),
+      class = "pyscvibridge_error",
+      call = call
+    )
+  }
+  n_na <- sum(is.na(meta[[key]]))
+  if (n_na > 0) {
+    cli::cli_abort(
+      c(
+        "{.arg {arg}} {.val {key}} has {n_na} missing value{?s}; every cell needs one.",
+        "i" = "Fill them (e.g. with {.val unknown}) or drop those cells first."
+      ),
+      class = "pyscvibridge_error",
+      call = call
+    )
+  }
+  invisible(key)
+}
+
+.check_dots_empty <- function(..., call = parent.frame()) {
+  dots <- list(...)
+  if (length(dots)) {
+    nms <- names(dots)
+    nms <- if (is.null(nms)) rep("", length(dots)) else nms
+    shown <- ifelse(nzchar(nms), nms, paste0("..", seq_along(dots)))
+    cli::cli_abort(
+      c(
+        "Unknown argument{?s} to {.fn RunScVI}: {.arg {shown}}.",
+        "i" = "See {.run ?RunScVI} for the arguments (did you misspell one?)."
+      ),
+      call = call
+    )
+  }
+  invisible()
+}
+
+# The parameters every method sends to Python, checked and typed.
+.integrate_args <- function(batch_key, labels_key, n_top_genes, n_latent, max_epochs, seed,
+                            accelerator, devices, call = parent.frame()) {
+  list(
+    batch_key = batch_key,
+    labels_key = labels_key,
+    n_top_genes = .check_count(n_top_genes, "n_top_genes", call = call),
+    n_latent = .check_count(n_latent, "n_latent", call = call),
+    max_epochs = .check_count(max_epochs, "max_epochs", null_ok = TRUE, call = call),
+    seed = .check_count(seed, "seed", min = 0, call = call),
+    accelerator = .check_string(accelerator, "accelerator", call = call),
+    devices = .check_devices(devices, call = call)
+  )
+}

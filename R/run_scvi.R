@@ -1,0 +1,68 @@
+#' Integrate batches with scVI
+#'
+#' Runs the standard scVI integration (scvi-tools) on a Seurat or SingleCellExperiment object and
+#' returns the same object with the scVI latent space and its UMAP added; nothing else in the
+#' object changes, and cells keep their names and order.
+#'
+#' The steps are those of the Python function `pyscvibridge.integrate()`: raw counts from `assay` /
+#' `layer` (checked to be non-negative integers); genes with no counts dropped; batch-aware highly
+#' variable genes (Seurat-like `cell_ranger` flavour, `n_top_genes` of them); scVI trained on their
+#' counts with the batch as covariate; a UMAP of the scVI latent.
+#'
+#' Python runs inside this R session (through reticulate): it reads the object from R's memory, so
+#' no file is written and the count matrix is not copied back. The Python interpreter is found as
+#' described in [scvi_python()].
+#'
+#' @section Seurat:
+#' Adds the dimensional reductions `scVI` (key `scVI_`, `n_latent` columns) and `umap.scVI` (key
+#' `umapscVI_`), both tied to `assay`, and the parameters, package versions and training history
+#' (per-epoch ELBO) to `object@misc$scVI`. Works with Seurat v4 (`Assay`) and v5 (`Assay5`)
+#' objects; with split v5 layers (`counts.<batch>`, from `split()`), there is no need to run
+#' `JoinLayers()`, and `batch_key` defaults to the split.
+#'
+#' @section SingleCellExperiment:
+#' Adds the reduced dimensions `scVI` and `UMAP_scVI`, and the provenance to
+#' `metadata(object)$scVI`.
+#'
+#' @param object A `Seurat` object or a `SingleCellExperiment`.
+#' @param batch_key Name of the cell-metadata column (`meta.data` / `colData`) that holds the batch
+#'   (sample, protocol, ...) to integrate over. For a Seurat v5 object with split layers it may be
+#'   left `NULL` to integrate over the split.
+#' @param labels_key Optional cell-metadata column with known cell labels; recorded with the
+#'   results (it is not used in training).
+#' @param assay Seurat: the assay to use (default: the default assay). SingleCellExperiment: the
+#'   assay holding raw counts (default `"counts"`).
+#' @param layer Seurat only: the layer (v5) or slot (v4) holding raw counts, `"counts"` by default.
+#' @param n_top_genes Number of highly variable genes scVI is trained on.
+#' @param n_latent Dimension of the scVI latent space.
+#' @param max_epochs Training epochs; `NULL` uses scvi-tools' rule for the number of cells.
+#' @param seed Random seed (scvi-tools, PCA, UMAP): the same seed gives the same result.
+#' @param accelerator `"auto"`, `"cpu"` or `"gpu"`; passed to Lightning.
+#' @param devices `"auto"`, a number of devices, or device ids; passed to Lightning.
+#' @param verbose Report the steps and the training progress (epochs, ELBO, time left) as
+#'   messages. `FALSE` prints nothing.
+#' @param ... Must be empty; there to catch misspelled arguments.
+#'
+#' @return `object`, with the reductions and provenance added.
+#' @export
+#' @examples
+#' if (scvi_available() && requireNamespace("SeuratObject", quietly = TRUE)) {
+#'   pbmc <- SeuratObject::pbmc_small
+#'   pbmc <- RunScVI(pbmc, batch_key = "groups", max_epochs = 5, verbose = FALSE)
+#'   dim(SeuratObject::Embeddings(pbmc, "scVI"))
+#'   head(SeuratObject::Embeddings(pbmc, "umap.scVI"))
+#' }
+RunScVI <- function(object, ...) {
+  UseMethod("RunScVI")
+}
+
+#' @export
+RunScVI.default <- function(object, ...) {
+  cli::cli_abort(
+    c(
+      "{.arg object} must be a {.cls Seurat} object or a {.cls SingleCellExperiment}, not {.cls {class(object)}}.",
+      "i" = "For an AnnData, call {.code pyscvibridge.integrate()} in Python."
+    ),
+    class = "pyscvibridge_error"
+  )
+}
