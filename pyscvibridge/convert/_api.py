@@ -195,7 +195,10 @@ def add_results(
             raise PyscvibridgeError(msg)
     else:
         cells = _r.strs(rinterface.baseenv["colnames"](obj))
+        if not cells:  # an SCE without column names: from_r() named the cells '0'..'n-1'
+            cells = [str(i) for i in range(int(rinterface.baseenv["ncol"](obj)[0]))]
     order = _cell_order(cells, adata, f"{kind} object")
+    has_colnames = kind == "Seurat" or not _r.is_null(rinterface.baseenv["colnames"](obj))
 
     out = obj
     for key, name in todo.items():
@@ -215,7 +218,9 @@ def add_results(
             logger.info("added reduction %r (key %r, assay %r) from .obsm[%r]", name, rkey, assay, key)
         else:
             rmat = _sparse.r_matrix(
-                emb, rownames=cells, colnames=[f"{name}_{i + 1}" for i in range(emb.shape[1])]
+                emb,
+                rownames=cells if has_colnames else None,
+                colnames=[f"{name}_{i + 1}" for i in range(emb.shape[1])],
             )
             out = _r.call(".pysb_add_reduction_sce", out, _r.r_str([name]), rmat)
             logger.info("added reducedDim %r from .obsm[%r]", name, key)
