@@ -181,3 +181,50 @@
 .pysb_s4df_to_list <- function(df) {
   list(columns = as.list(df@listData), rownames = df@rownames, nrows = df@nrows)
 }
+
+# ---------------------------------------------------------------- AnnData parts -> R objects
+
+# counts/data: dgCMatrix (features x cells); meta: data.frame (cells); fmeta: data.frame
+# (features) or NULL; idents: factor or NULL; reductions: list of list(embeddings, loadings, key,
+# stdev). Works with SeuratObject 4 (v4 Assay) and 5 (Assay5), using only methods both have.
+.pysb_make_seurat <- function(counts, data, meta, assay, fmeta, var_features, idents, reductions) {
+  obj <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = counts, assay = assay))
+  if (!is.null(data)) {
+    if (.pysb_so5()) {
+      SeuratObject::LayerData(obj, assay = assay, layer = "data") <- data
+    } else {
+      obj[[assay]] <- SeuratObject::SetAssayData(obj[[assay]], slot = "data", new.data = data)
+    }
+  }
+  computed <- setdiff(colnames(obj@meta.data), colnames(meta))
+  if (length(computed)) meta <- cbind(obj@meta.data[, computed, drop = FALSE], meta)
+  obj@meta.data <- meta
+  if (!is.null(idents)) {
+    names(idents) <- colnames(obj)
+    obj@active.ident <- idents
+  }
+  if (!is.null(fmeta) && ncol(fmeta) > 0) {
+    obj[[assay]] <- SeuratObject::AddMetaData(obj[[assay]], fmeta)
+  }
+  if (length(var_features)) SeuratObject::VariableFeatures(obj[[assay]]) <- var_features
+  for (nm in names(reductions)) {
+    r <- reductions[[nm]]
+    args <- list(embeddings = r$embeddings, key = r$key, assay = assay)
+    if (!is.null(r$loadings)) args$loadings <- r$loadings
+    if (!is.null(r$stdev)) args$stdev <- r$stdev
+    obj[[nm]] <- do.call(SeuratObject::CreateDimReducObject, args)
+  }
+  obj
+}
+
+.pysb_make_sce <- function(assays, col_data, row_data, reduced_dims, metadata) {
+  cd <- S4Vectors::DataFrame(col_data, check.names = FALSE)
+  rd <- S4Vectors::DataFrame(row_data, check.names = FALSE)
+  SingleCellExperiment::SingleCellExperiment(
+    assays = assays, colData = cd, rowData = rd, reducedDims = reduced_dims, metadata = metadata
+  )
+}
+
+.pysb_new_dgc <- function(i, p, x, Dim, Dimnames) {
+  methods::new("dgCMatrix", i = i, p = p, x = x, Dim = Dim, Dimnames = Dimnames)
+}

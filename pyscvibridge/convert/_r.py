@@ -41,7 +41,7 @@ def rfun(name: str, package: str | None = None):
     """An R function, ``package::name`` when a package is given."""
     rinterface = ri()
     if package is None:
-        return rinterface.baseenv.find(name)
+        return rinterface.globalenv.find(name)
     return rinterface.baseenv["getExportedValue"](
         rinterface.StrSexpVector([package]), rinterface.StrSexpVector([name])
     )

@@ -170,10 +170,9 @@ def csr_to_dgc(m, feature_names, cell_names):
     x = r_vector(m.data, "double")
     i = r_vector(m.indices, "integer")
     p = r_vector(m.indptr, "integer")
-    new = rinterface.baseenv.find("new")
     dimnames = rinterface.ListSexpVector([_r.r_str(feature_names), _r.r_str(cell_names)])
-    return new(
-        rinterface.StrSexpVector(["dgCMatrix"]),
+    return _r.call(
+        ".pysb_new_dgc",
         i=i,
         p=p,
         x=x,
