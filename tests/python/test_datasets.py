@@ -105,7 +105,7 @@ def test_bmmc_downloads_once_then_uses_the_cache(server, tmp_path):
 def test_bmmc_checksum_mismatch_keeps_nothing(server, tmp_path):
     base, _ = server
     cache = tmp_path / "cache"
-    with pytest.raises(psb.PyscvibridgeError, match="sha256 .* expected 0{64}"):
+    with pytest.raises(psb.PyscvibridgeError, match=r"sha256 .* expected 0{64}"):
         psb.datasets.openproblems_bmmc(url=f"{base}/45452260", cache=cache, sha256="0" * 64)
     assert list(cache.iterdir()) == []
 
@@ -122,7 +122,7 @@ def test_bmmc_corrupted_cache_is_reported(server, tmp_path):
     psb.datasets.openproblems_bmmc(url=f"{base}/45452260", cache=tmp_path)
     cached = tmp_path / _bmmc.BMMC_FILENAME
     cached.write_bytes(cached.read_bytes()[:100])
-    with pytest.raises(psb.PyscvibridgeError, match="corrupt or not the expected one.*Delete it"):
+    with pytest.raises(psb.PyscvibridgeError, match=r"corrupt or not the expected one.*Delete it"):
         psb.datasets.openproblems_bmmc(url=f"{base}/45452260", cache=tmp_path)
 
 
