@@ -11,12 +11,23 @@ R_PKGS="r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlece
 
 log() { printf '[setup] %s\n' "$*"; }
 
-# 1. R and its packages (Debian's; CRAN is not needed)
-if ! Rscript -e 'for (p in c("Seurat","SeuratObject","SingleCellExperiment","reticulate","testthat","cli","rlang")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)' >/dev/null 2>&1; then
-  log "installing R packages from apt"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+  local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $R_PKGS >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 0. Build tools and Python's venv module (a minimal Debian image may lack them)
+if ! command -v make >/dev/null || ! command -v gcc >/dev/null || ! "$PY" -c "import venv, ensurepip" >/dev/null 2>&1; then
+  log "installing make, gcc and python3-venv from apt"
+  apt_install make gcc g++ python3-venv python3-dev
+fi
+
+# 1. R and its packages (Debian's; CRAN is not needed)
+if ! command -v Rscript >/dev/null || ! Rscript -e 'for (p in c("Seurat","SeuratObject","SingleCellExperiment","reticulate","testthat","cli","rlang")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)' >/dev/null 2>&1; then
+  log "installing R packages from apt"
+  # shellcheck disable=SC2086
+  apt_install $R_PKGS
 fi
 
 # 2. Python virtual environment; torch first (the local CPU wheel), so nothing pulls a CUDA build
