@@ -69,17 +69,45 @@ def rclass(x) -> list[str]:
     return [str(c) for c in call(".pysb_class", x)]
 
 
+_SEPS = ("\x1f", "\x1e", "\x1d", "\x1c", "\x01")
+_BULK = 64  # shorter vectors go element by element
+
+
 def strs(x) -> list[str]:
     """An R character vector (or NULL) as a list of str; NA becomes None."""
     if is_null(x):
         return []
-    na = ri().NA_Character
+    rinterface = ri()
+    if len(x) >= _BULK:
+        big, sep, na = call(".pysb_join", x)
+        if not is_null(big):
+            out = str(big[0]).split(str(sep[0]))[:-1]
+            for i in na:
+                out[int(i) - 1] = None
+            return out
+    na = rinterface.NA_Character
+    if x.typeof != rinterface.RTYPES.STRSXP:
+        x = rinterface.baseenv["as.character"](x)
     return [None if v is na else str(v) for v in x]
 
 
 def r_str(values) -> Any:
     """A list of str (None for NA) as an R character vector."""
     rinterface = ri()
+    values = list(values)
+    if len(values) >= _BULK:
+        na = [i + 1 for i, v in enumerate(values) if v is None]
+        texts = ["" if v is None else str(v) for v in values]
+        for sep in _SEPS:
+            if not any(sep in t for t in texts):
+                big = sep.join(texts) + sep
+                return call(
+                    ".pysb_split",
+                    rinterface.StrSexpVector([big]),
+                    rinterface.StrSexpVector([sep]),
+                    rinterface.IntSexpVector([len(texts)]),
+                    rinterface.IntSexpVector(na),
+                )
     return rinterface.StrSexpVector([rinterface.NA_Character if v is None else str(v) for v in values])
 
 

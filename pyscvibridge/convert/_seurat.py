@@ -304,6 +304,8 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
                     varm_key = "PCs" if name == "pca" else f"{name}_loadings"
                     adata.varm[varm_key] = full
                     info["varm"] = varm_key
+                    if not np.all(np.diff(pos) > 0):  # keep the loadings' feature order for to_r()
+                        info["loadings_order"] = np.argsort(np.argsort(pos)).astype(np.int32)
                     man.map(
                         f"varm[{varm_key!r}]",
                         f"reduction {name!r} loadings ({len(load_feats)} of {len(features)} features; others NaN)",

@@ -163,6 +163,9 @@ def _seurat(adata, assay: str, man: Manifest):
         if varm_key and varm_key in adata.varm and np.shape(adata.varm[varm_key])[1] == emb.shape[1]:
             load = np.asarray(adata.varm[varm_key], dtype=float)
             rows = np.flatnonzero(~np.isnan(load).all(axis=1))
+            rank = info.get("loadings_order")
+            if rank is not None and len(rank) == len(rows):
+                rows = rows[np.asarray(rank)]
             parts["loadings"] = _sparse.r_matrix(
                 load[rows], [features[i] for i in rows], [f"{rkey}{i + 1}" for i in range(emb.shape[1])]
             )

@@ -1,0 +1,185 @@
+"""Time and peak memory of R <-> AnnData conversion: pyscvibridge.convert vs stock anndata2ri.
+
+Builds a 20,000 genes x 20,000 cells dgCMatrix with 40M non-zeros (about 480 MB: x float64, i int32)
+in the embedded R session, wraps it as a SingleCellExperiment (and a Seurat v4 object), and
+measures in one process:
+
+- R -> AnnData: ``pyscvibridge.convert.from_r`` (views R's arrays) vs anndata2ri's rpy2py;
+- AnnData -> R: ``pyscvibridge.convert.to_r`` vs anndata2ri's py2rpy, against a plain NumPy copy
+  of the CSR arrays as the reference for "one copy".
+
+Peak memory is the process's resident-set high-water mark above its size before the step
+(``/proc/self/clear_refs`` resets the mark; Linux only). Usage::
+
+    .venv/bin/python benchmarks/convert.py [--nnz-per-cell 2000] [--n 20000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import time
+import warnings
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def hwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def r_gc() -> None:
+    import rpy2.rinterface as ri
+
+    gc.collect()
+    ri.baseenv["gc"]()
+
+
+def measure(fn, repeats: int):
+    """(best seconds, peak MB above the start) over ``repeats`` runs; the result of the last run."""
+    best, peak, out = float("inf"), 0.0, None
+    for _ in range(repeats):
+        out = None
+        r_gc()
+        start = rss_mb()
+        reset_peak()
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        peak = max(peak, hwm_mb() - start)
+    return best, peak, out
+
+
+def build_csr(n: int, per_row: int, seed: int = 0):
+    """cells x genes CSR with ``per_row`` sorted distinct columns per row (one per stride bucket)."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    stride = n // per_row
+    cols = (
+        np.arange(per_row, dtype=np.int32) * stride
+        + rng.integers(0, stride, size=(n, per_row), dtype=np.int32)
+    ).ravel()
+    data = rng.poisson(1.0, size=n * per_row).astype(np.float64) + 1.0
+    indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int32)
+    return sparse.csr_matrix((data, cols, indptr), shape=(n, n))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="genes = cells")
+    parser.add_argument("--nnz-per-cell", type=int, default=2_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    logging.disable(logging.INFO)
+    warnings.filterwarnings("ignore")
+
+    import anndata as ad
+    import anndata2ri
+    import rpy2.robjects as ro
+    from rpy2.robjects.conversion import localconverter
+
+    from pyscvibridge.convert import _r, _sparse, from_r, to_r
+
+    n = args.n
+    csr = build_csr(n, args.nnz_per_cell)
+    genes = [f"g{i}" for i in range(n)]
+    cells = [f"c{i}" for i in range(n)]
+    print(
+        f"matrix: {n} genes x {n} cells, {csr.nnz / 1e6:.0f}M non-zeros, "
+        f"{(csr.data.nbytes + csr.indices.nbytes + csr.indptr.nbytes) / 1e6:.0f} MB (x float64, i/p int32)"
+    )
+
+    dgc = _sparse.csr_to_dgc(csr, genes, cells)
+    ro.globalenv["m"] = dgc
+    ro.r("suppressMessages({library(SingleCellExperiment); library(SeuratObject)})")
+    sce = ro.r("sce <- SingleCellExperiment(list(counts = m)); sce")
+    seu = ro.r("seu <- suppressWarnings(CreateSeuratObject(m)); seu")
+    ro.r("rm(m)")
+
+    rows = []
+
+    def ours_sce():
+        return from_r(sce)
+
+    def ours_seurat():
+        return from_r(seu)
+
+    def stock_sce():
+        with localconverter(anndata2ri.converter):
+            return ro.conversion.get_conversion().rpy2py(sce)
+
+    t_o, m_o, a_o = measure(ours_sce, args.repeats)
+    t_s, m_s, a_s = measure(stock_sce, args.repeats)
+    assert a_o.shape == a_s.shape == (n, n)
+    assert (a_o.X != a_s.X).nnz == 0, "ours and anndata2ri disagree"
+    rows.append(("R -> AnnData (SCE)", t_o, m_o, t_s, m_s))
+    t_v, m_v, _ = measure(ours_seurat, args.repeats)
+    rows.append(("R -> AnnData (Seurat v4)", t_v, m_v, float("nan"), float("nan")))
+    del a_o, a_s
+
+    adata = ad.AnnData(X=csr, obs={"cell": cells}, var={"gene": genes})
+    adata.obs_names, adata.var_names = cells, genes
+    t_c, m_c, _ = measure(lambda: (csr.data.copy(), csr.indices.copy(), csr.indptr.copy()), args.repeats)
+    rows.append(("plain copy of the 3 arrays", t_c, m_c, float("nan"), float("nan")))
+
+    def ours_to_sce():
+        return to_r(adata, kind="SingleCellExperiment")
+
+    def stock_to_sce():
+        with localconverter(anndata2ri.converter):
+            return ro.conversion.get_conversion().py2rpy(adata)
+
+    t_o, m_o, s_o = measure(ours_to_sce, args.repeats)
+    t_s, m_s, s_s = measure(stock_to_sce, 1)
+    ro.globalenv["s_o"], ro.globalenv["s_s"] = s_o, s_s
+    same = ro.r("identical(as(assay(s_o, 'X'), 'dgCMatrix')@x, as(assay(s_s, 'X'), 'dgCMatrix')@x)")[0]
+    assert same, "ours and anndata2ri disagree (AnnData -> SCE)"
+    rows.append(("AnnData -> R (SCE)", t_o, m_o, t_s, m_s))
+    del s_o, s_s
+    ro.r("rm(s_o, s_s)")
+    t_v, m_v, _ = measure(lambda: to_r(adata, kind="Seurat"), args.repeats)
+    rows.append(("AnnData -> R (Seurat)", t_v, m_v, float("nan"), float("nan")))
+
+    print()
+    head = f"{'step':<28} {'ours s':>8} {'ours MB':>8} {'stock s':>8} {'stock MB':>9} {'speed-up':>9}"
+    print(head)
+    print("-" * len(head))
+    for name, t1, m1, t2, m2 in rows:
+        ratio = t2 / t1 if np.isfinite(t2) else float("nan")
+        fmt = lambda v, w, p: f"{v:>{w}.{p}f}" if np.isfinite(v) else f"{'-':>{w}}"  # noqa: E731
+        print(
+            f"{name:<28} {fmt(t1, 8, 3)} {fmt(m1, 8, 0)} {fmt(t2, 8, 3)} {fmt(m2, 9, 0)} {fmt(ratio, 8, 1)}x"
+        )
+    copy_t = rows[2][1]
+    print(f"\nAnnData -> R (SCE), ours / plain copy: {rows[3][1] / copy_t:.2f}x (target <= 1.5x)")
+    print(
+        f"best of {args.repeats} (stock AnnData -> R: 1 run); MB = peak resident memory above the start of the step"
+    )
+    _r.ri()
+
+
+if __name__ == "__main__":
+    main()
