@@ -21,5 +21,7 @@ lint:
 test-python:
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-test-r:
-	@if [ -d tests/testthat ]; then Rscript -e 'testthat::test_local(".", reporter = "summary", stop_on_failure = TRUE)'; fi
+# The R package's testthat suite against the package installed by setup (into $(VENV)/Rlib, on
+# R_LIBS_USER); PYSCVIBRIDGE_PYTHON is exported, so tests that need Python run and never skip.
+test-r: setup
+	Rscript -e 'testthat::test_dir("tests/testthat", package = "pyscvibridge", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'

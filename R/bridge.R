@@ -12,11 +12,19 @@
   on.exit(rm(list = name, envir = globalenv()), add = TRUE)
 
   emit <- if (isTRUE(verbose)) function(text) message(text) else NULL
-  py_args <- c(list(name), args, list(verbose = isTRUE(verbose), emit = emit))
+  # Every Python value is made here, before the call, and stays referenced during it; then R's
+  # garbage collector runs. The reason: while rpy2 evaluates R code for Python, the GIL is
+  # released, and reticulate 1.28 finalises unreachable Python objects without taking it back,
+  # which aborts the process ("PyThreadState_Get: ... the GIL is released"). Collecting them now
+  # leaves none to finalise during the call.
+  fn <- door[[fun]]
+  py_args <- lapply(c(list(name), args, list(verbose = isTRUE(verbose), emit = emit)), reticulate::r_to_py)
+  invisible(gc(verbose = FALSE))
   answer <- tryCatch(
-    reticulate::py_to_r(do.call(door[[fun]], py_args)),
+    do.call(fn, py_args),
     error = function(e) .abort_python_crash(e, call)
   )
+  answer <- reticulate::py_to_r(answer)
   for (w in answer$warnings) cli::cli_warn(c("!" = "{w}"), class = "pyscvibridge_python_warning")
   if (!isTRUE(answer$ok)) {
     .abort_python_error(answer, arguments, call)

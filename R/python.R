@@ -67,9 +67,9 @@ scvi_available <- function() {
   out
 }
 
-.find_python <- function() {
+.find_python <- function(candidates = .python_candidates()) {
   tried <- character()
-  for (cand in .python_candidates()) {
+  for (cand in candidates) {
     path <- path.expand(cand$path)
     if (!file.exists(path)) {
       if (cand$explicit) .abort_no_python(cand, "does not exist")
