@@ -224,6 +224,34 @@ def _run_integrate(
     }
 
 
+def load_cellbench(
+    bridge: str, *, kind: str = "seurat", verbose: bool = False, emit: Emit | None = None
+) -> dict:
+    """Bind the bundled CellBench data as ``<bridge>$result``: a Seurat object or a SingleCellExperiment.
+
+    It is made by :func:`pyscvibridge.convert.to_r` from :func:`pyscvibridge.datasets.cellbench`
+    (raw counts only; with SeuratObject 4 a v4 ``Assay``).
+    """
+    say: Emit = emit if (verbose and emit is not None) else _silent
+    with _captured(verbose, say) as caught:
+        try:
+            from . import convert, datasets
+
+            started = time.perf_counter()
+            env = _bridge_env(bridge)
+            adata = datasets.cellbench()
+            r_kind = "Seurat" if kind == "seurat" else "SingleCellExperiment"
+            say(f"CellBench: {adata.n_obs} cells x {adata.n_vars} genes, as a {r_kind}")
+            env["result"] = convert.to_r(adata, kind=r_kind)
+        except PyscvibridgeError as e:
+            return {"ok": False, "error": str(e), "argument": None, "warnings": caught}
+    return {
+        "ok": True,
+        "info": {"n_cells": int(adata.n_obs), "seconds": time.perf_counter() - started},
+        "warnings": caught,
+    }
+
+
 def _counts_layer(adata, kind: str, layer: str, assay: str) -> str:
     """The AnnData layer that holds the R object's ``layer`` (Seurat) / assay (SCE)."""
     names = {"data": "logcounts"} if kind == "seurat" else {}
