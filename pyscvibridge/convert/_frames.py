@@ -121,13 +121,16 @@ def _is_na(v) -> bool:
     return isinstance(v, float) and np.isnan(v)
 
 
-def pandas_to_r_data_frame(df: pd.DataFrame):
-    """A pandas DataFrame as a base R data.frame with the index as row names (names kept as-is)."""
+def pandas_to_r_data_frame(df: pd.DataFrame, row_names=None):
+    """A pandas DataFrame as a base R data.frame with the index as row names (names kept as-is).
+
+    ``row_names``: the index already as an R character vector (saves converting it again).
+    """
     rinterface = _r.ri()
     cols = [column_to_r(df[c]) if not isinstance(df[c], pd.DataFrame) else None for c in df.columns]
     lst = rinterface.ListSexpVector(cols)
     lst.names = _r.r_str([str(c) for c in df.columns])
-    rn = _r.r_str([str(i) for i in df.index])
+    rn = row_names if row_names is not None else _r.r_str([str(i) for i in df.index])
     return rinterface.baseenv["structure"](
         lst, **{"row.names": rn, "class": rinterface.StrSexpVector(["data.frame"])}
     )

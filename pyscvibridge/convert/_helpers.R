@@ -49,8 +49,22 @@
   )
 }
 
-# For one assay: a list of layers, each list(name, matrix, cells, features).
-.pysb_assay_layers <- function(a) {
+# For one assay: a list of layers, each list(name, matrix, cells, features). Names equal to the
+# object's cells / the assay's features come back as NULL (the common case; saves converting
+# tens of thousands of strings per layer).
+.pysb_assay_layers <- function(a, obj_cells) {
+  res <- .pysb_assay_layers_full(a)
+  for (ln in names(res$layers)) {
+    l <- res$layers[[ln]]
+    if (identical(l$cells, obj_cells)) l$cells <- NULL
+    if (identical(l$features, res$features)) l$features <- NULL
+    res$layers[[ln]] <- l
+  }
+  if (identical(res$cells, obj_cells)) res$cells <- NULL
+  res
+}
+
+.pysb_assay_layers_full <- function(a) {
   if (inherits(a, "Assay5")) {
     cm <- .pysb_logmap(a@cells)
     fm <- .pysb_logmap(a@features)
@@ -112,7 +126,9 @@
 
 .pysb_idents <- function(obj) {
   id <- obj@active.ident
-  list(values = id, names = names(id))
+  nm <- names(id)
+  if (identical(nm, rownames(obj@meta.data))) nm <- NULL
+  list(values = id, names = nm)
 }
 
 # ---------------------------------------------------------------- results -> Seurat
@@ -227,17 +243,53 @@
   obj
 }
 
-.pysb_make_sce <- function(assays, col_data, row_data, reduced_dims, metadata) {
+# SingleCellExperiment() validates its assays several times over (for a dgCMatrix an O(nnz) check
+# each time: about half a second for 40M non-zeros). Build the object around empty matrices with
+# the same dimensions and dimnames, then put the real matrices into the assay list, which is what
+# the constructor would have stored. Falls back to the plain constructor if the internals differ.
+.pysb_make_sce <- function(assays, col_data, row_data, reduced_dims, metadata, fast = TRUE) {
   cd <- S4Vectors::DataFrame(col_data, check.names = FALSE)
   rd <- S4Vectors::DataFrame(row_data, check.names = FALSE)
-  SingleCellExperiment::SingleCellExperiment(
-    assays = assays, colData = cd, rowData = rd, reducedDims = reduced_dims, metadata = metadata
-  )
+  build <- function(a) {
+    SingleCellExperiment::SingleCellExperiment(
+      assays = a, colData = cd, rowData = rd, reducedDims = reduced_dims, metadata = metadata
+    )
+  }
+  is_dgc <- vapply(assays, function(m) methods::is(m, "dgCMatrix"), TRUE)
+  if (!fast || !length(assays) || !all(is_dgc)) return(build(assays))
+  placeholders <- lapply(assays, function(m) {
+    e <- methods::new("dgCMatrix")
+    e@Dim <- m@Dim
+    e@Dimnames <- m@Dimnames
+    e@p <- integer(m@Dim[2] + 1L)
+    e
+  })
+  sce <- build(placeholders)
+  swapped <- tryCatch({
+    data <- sce@assays@data
+    stored <- data@listData
+    if (!identical(names(stored), names(assays))) stop("unexpected assay layout")
+    for (n in names(assays)) {
+      m <- assays[[n]]
+      m@Dimnames <- stored[[n]]@Dimnames
+      stored[[n]] <- m
+    }
+    data@listData <- stored
+    sce@assays@data <- data
+    sce
+  }, error = function(e) NULL)
+  if (is.null(swapped)) build(assays) else swapped
 }
 
 .pysb_new_dgc <- function(i, p, x, Dim, Dimnames) {
   loadNamespace("Matrix")
-  methods::new("dgCMatrix", i = i, p = p, x = x, Dim = Dim, Dimnames = Dimnames)
+  m <- methods::new("dgCMatrix")
+  m@Dim <- Dim
+  m@Dimnames <- Dimnames
+  m@p <- p
+  m@i <- i
+  m@x <- x
+  m
 }
 
 # Character vectors cross the R/Python boundary as one string: element by element costs

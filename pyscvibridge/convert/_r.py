@@ -92,8 +92,10 @@ def strs(x) -> list[str]:
 
 
 def r_str(values) -> Any:
-    """A list of str (None for NA) as an R character vector."""
+    """A list of str (None for NA) as an R character vector (an R vector is passed through)."""
     rinterface = ri()
+    if isinstance(values, rinterface.Sexp):
+        return values
     values = list(values)
     if len(values) >= _BULK:
         na = [i + 1 for i, v in enumerate(values) if v is None]

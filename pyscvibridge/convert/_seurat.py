@@ -60,8 +60,8 @@ def _layer_group(layers: dict, base: str, cells: pd.Index, features: pd.Index, a
     blocks, fidx, block_cells, suffixes = [], [], [], []
     for n in names:
         part = layers[n]
-        lcells = _r.strs(part["cells"])
-        lfeats = _r.strs(part["features"])
+        lcells = _r.strs(part["cells"]) if "cells" in part else list(cells)
+        lfeats = _r.strs(part["features"]) if "features" in part else list(features)
         m, how = _sparse.to_cells_by_features(part["matrix"], copy=copy)
         if m.shape != (len(lcells), len(lfeats)):
             msg = (
@@ -148,12 +148,12 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
     cells_index = pd.Index(cells, dtype=object)
 
     a = _r.list_get(obj.do_slot("assays"), assay)
-    parts = _r.as_dict(_r.call(".pysb_assay_layers", a))
+    parts = _r.as_dict(_r.call(".pysb_assay_layers", a, summary["cells"]))
     layers = {n: _r.as_dict(v) for n, v in _r.as_dict(parts["layers"]).items()}
     features = _r.strs(parts["features"])
     _check_unique(features, "feature", f"assay {assay!r}")
     features_index = pd.Index(features, dtype=object)
-    assay_cell_list = _r.strs(parts["cells"])
+    assay_cell_list = _r.strs(parts["cells"]) if "cells" in parts else cells
     _check_unique(assay_cell_list, "cell", f"assay {assay!r}")
     assay_cells = set(assay_cell_list)
     if assay_cells != set(cells):
@@ -191,7 +191,8 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
                 f"dense scaled values ({dims[0]} features x {dims[1]} cells); recompute with scanpy.pp.scale if needed",
             )
             continue
-        lcells, lfeats = _r.strs(part["cells"]), _r.strs(part["features"])
+        lcells = _r.strs(part["cells"]) if "cells" in part else cells
+        lfeats = _r.strs(part["features"]) if "features" in part else features
         if set(lcells) == set(cells) and lfeats == features:
             m, how_o = _sparse.to_cells_by_features(part["matrix"], copy=copy)
             order = pd.Index(lcells).get_indexer(cells_index)

@@ -97,11 +97,12 @@ def _seurat(adata, assay: str, man: Manifest):
     if counts_py is None:
         msg = "adata has neither layers['counts'] nor X; there are no counts to convert"
         raise PyscvibridgeError(msg)
-    counts = _sparse.csr_to_dgc(counts_py, features, cells)
+    r_cells, r_features = _r.r_str(cells), _r.r_str(features)
+    counts = _sparse.csr_to_dgc(counts_py, r_features, r_cells)
     man.map(f"{assay} counts", src)
     data = rinterface.NULL
     if "logcounts" in adata.layers:
-        data = _sparse.csr_to_dgc(adata.layers["logcounts"], features, cells)
+        data = _sparse.csr_to_dgc(adata.layers["logcounts"], r_features, r_cells)
         man.map(f"{assay} data", "layers['logcounts']")
     for name in adata.layers:
         if name not in ("counts", "logcounts"):
@@ -121,7 +122,7 @@ def _seurat(adata, assay: str, man: Manifest):
         man.map("active.ident", f"obs[{ident_col!r}]")
         if ident_col == "seurat_ident":
             obs = obs.drop(columns=[ident_col])
-    meta = _frames.pandas_to_r_data_frame(obs)
+    meta = _frames.pandas_to_r_data_frame(obs, r_cells)
     man.map("meta.data", f"obs ({obs.shape[1]} columns)")
 
     var = adata.var.copy()
@@ -138,7 +139,7 @@ def _seurat(adata, assay: str, man: Manifest):
     if man.renamed.get("features"):
         var[ORIGINAL_NAME_COLUMN] = orig_features
     var.index = pd.Index(features)
-    fmeta = _frames.pandas_to_r_data_frame(var) if var.shape[1] else rinterface.NULL
+    fmeta = _frames.pandas_to_r_data_frame(var, r_features) if var.shape[1] else rinterface.NULL
     if var.shape[1]:
         man.map(f"{assay} feature metadata", f"var ({var.shape[1]} columns)")
 
@@ -156,7 +157,7 @@ def _seurat(adata, assay: str, man: Manifest):
         if not re.match(r"^[a-zA-Z][a-zA-Z0-9]*_$", rkey):
             rkey = reduction_key(name)
         parts = {
-            "embeddings": _sparse.r_matrix(emb, cells, [f"{rkey}{i + 1}" for i in range(emb.shape[1])]),
+            "embeddings": _sparse.r_matrix(emb, r_cells, [f"{rkey}{i + 1}" for i in range(emb.shape[1])]),
             "key": _r.r_str([rkey]),
         }
         varm_key = info.get("varm") or ("PCs" if name == "pca" else None)
@@ -200,19 +201,20 @@ def _sce(adata, man: Manifest):
     _r.require_package("SingleCellExperiment", "to build a SingleCellExperiment")
     cells = [str(c) for c in adata.obs_names]
     features = [str(f) for f in adata.var_names]
+    r_cells, r_features = _r.r_str(cells), _r.r_str(features)  # converted once, shared by every part
     order = ["counts", "logcounts"]
     names = [n for n in order if n in adata.layers] + [n for n in adata.layers if n not in order]
     assays = {}
     for n in names:
-        assays[n] = _sparse.csr_to_dgc(adata.layers[n], features, cells)
+        assays[n] = _sparse.csr_to_dgc(adata.layers[n], r_features, r_cells)
         man.map(f"assay {n!r}", f"layers[{n!r}]")
     if adata.X is not None and not any(_same_matrix(adata.X, adata.layers[n]) for n in names):
-        assays["X"] = _sparse.csr_to_dgc(adata.X, features, cells)
+        assays["X"] = _sparse.csr_to_dgc(adata.X, r_features, r_cells)
         man.map("assay 'X'", "X")
     elif adata.X is not None:
         man.note("X equals one of the layers; not duplicated as an assay")
-    col_data = _frames.pandas_to_r_data_frame(adata.obs)
-    row_data = _frames.pandas_to_r_data_frame(adata.var)
+    col_data = _frames.pandas_to_r_data_frame(adata.obs, r_cells)
+    row_data = _frames.pandas_to_r_data_frame(adata.var, r_features)
     man.map("colData", f"obs ({adata.obs.shape[1]} columns)")
     man.map("rowData", f"var ({adata.var.shape[1]} columns)")
 
@@ -226,7 +228,7 @@ def _sce(adata, man: Manifest):
             continue
         emb = np.asarray(emb.toarray() if sparse.issparse(emb) else emb, dtype=float)
         name = rd_names.get(key) or sce_name(key)
-        rmat = _sparse.r_matrix(emb, cells, None)
+        rmat = _sparse.r_matrix(emb, r_cells, None)
         if name == "PCA" and "PCs" in adata.varm and np.shape(adata.varm["PCs"])[1] == emb.shape[1]:
             load = np.asarray(adata.varm["PCs"], dtype=float)
             rows = np.flatnonzero(~np.isnan(load).all(axis=1))

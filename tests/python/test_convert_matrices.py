@@ -1,0 +1,80 @@
+"""The fast matrix paths give exactly what R's own constructors give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from pyscvibridge.convert import _r, _sparse, from_r, to_r
+
+pytestmark = pytest.mark.r
+
+
+def _csr(seed=0, shape=(30, 40), density=0.2, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    m = sparse.random(*shape, density=density, format="csr", random_state=rng, dtype=np.float64)
+    m.data = np.round(m.data * 10) + 1
+    return m.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_csr_to_dgc_is_a_valid_matrix_with_the_same_values(r, rglobal, dtype):
+    m = _csr(dtype=dtype)
+    cells = [f"c{i}" for i in range(m.shape[0])]
+    genes = [f"g{i}" for i in range(m.shape[1])]
+    rglobal["m"] = _sparse.csr_to_dgc(m, genes, cells)
+    import rpy2.robjects as ro
+
+    # R fills genes x cells column by column: that is cells x genes row by row
+    rglobal["dense"] = r["matrix"](
+        ro.FloatVector(m.toarray().astype(float).ravel().tolist()), nrow=m.shape[1]
+    )
+    assert r("validObject(m, complete = TRUE)")[0]
+    assert r("all(as.matrix(m) == dense)")[0]
+    assert list(r("rownames(m)")) == genes
+    assert list(r("colnames(m)")) == cells
+
+
+def test_unsorted_csr_is_sorted_for_r(r, rglobal):
+    m = _csr(seed=3)
+    rev = sparse.csr_matrix((m.data.copy(), m.indices.copy(), m.indptr.copy()), shape=m.shape)
+    for row in range(rev.shape[0]):  # reverse the column order inside each row
+        s, e = rev.indptr[row], rev.indptr[row + 1]
+        rev.indices[s:e] = rev.indices[s:e][::-1]
+        rev.data[s:e] = rev.data[s:e][::-1]
+    rev.has_sorted_indices = False
+    rglobal["m"] = _sparse.csr_to_dgc(rev, [f"g{i}" for i in range(40)], [f"c{i}" for i in range(30)])
+    assert r("validObject(m, complete = TRUE)")[0]
+    np.testing.assert_array_equal(np.asarray(r("as.matrix(m)")), m.toarray().T)
+
+
+def test_fast_sce_equals_the_plain_constructor(r, rglobal, read_r, v5_joined_path):
+    adata = from_r(read_r(v5_joined_path))
+    adata.layers["other"] = adata.layers["logcounts"] * 2
+    fast = to_r(adata, kind="SingleCellExperiment")
+    rglobal["s"] = fast
+    plain = r(
+        """
+        suppressMessages(library(SingleCellExperiment))
+        SingleCellExperiment(assays = as.list(assays(s, withDimnames = FALSE)), colData = colData(s),
+                             rowData = rowData(s), reducedDims = reducedDims(s), metadata = metadata(s))
+        """
+    )
+    rglobal["p"] = plain
+    assert r("identical(s, p)")[0]
+    assert r("validObject(s, complete = TRUE)")[0]
+
+
+def test_views_follow_the_r_vectors(r):
+    v = r("c(1.5, 2.5, 3.5)")
+    arr = _sparse.view(v)
+    np.testing.assert_array_equal(arr, [1.5, 2.5, 3.5])
+    assert not arr.flags.writeable
+    assert arr.base.rvector is not None  # the R vector is kept alive by the array
+    ints = _sparse.view(r("c(1L, NA, 3L)"))
+    assert ints.dtype == np.int32
+    assert ints[1] == np.iinfo(np.int32).min  # R's NA_integer_
+    assert _r.strs(r("c('a', NA, 'ü')")) == ["a", None, "ü"]
+    long = [f"name {i} ü" if i % 7 else None for i in range(200)]
+    assert _r.strs(_r.r_str(long)) == long
