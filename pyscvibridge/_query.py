@@ -106,6 +106,9 @@ def map_query(
     ----------
     query
         New cells x genes with raw counts in ``layer`` (default ``layers["counts"]`` if present, else X).
+        May be opened in backed mode (``anndata.read_h5ad(path, backed="r")``): then only the reference
+        genes' columns are read into memory, and the results are added to the object in memory
+        (``copy`` is ignored; save them with ``query.to_memory().write_h5ad(...)``).
     model_dir
         A model saved by :func:`save_model` (or ``model.save()``): scVI or scANVI.
     batch_key
@@ -144,7 +147,7 @@ def map_query(
     import scvi
 
     started = time.perf_counter()
-    if copy:
+    if copy and not query.isbacked:
         query = query.copy()
     path = Path(model_dir).expanduser()
     if not (path / "model.pt").is_file():
@@ -166,7 +169,6 @@ def map_query(
         msg = f"batch_key {batch_key!r} is not a column of the query's cell metadata. Available columns: {cols}."
         raise PyscvibridgeError(msg)
 
-    counts, counts_where = counts_matrix(query, layer)
     ref_genes = pd.Index(cls.prepare_query_anndata(query, str(path), return_reference_var_names=True))
     cols, renamed = align_genes(ref_genes, query.var_names)
     n_shared = int((cols >= 0).sum())
@@ -191,7 +193,13 @@ def map_query(
     import scipy.sparse as sp
 
     shared = np.flatnonzero(cols >= 0)
-    x = sp.csr_matrix(counts)[:, cols[shared]]
+    if query.isbacked:
+        # Read only the reference genes' columns from the file, never the whole matrix.
+        counts, counts_where = counts_matrix(query[:, cols[shared]].to_memory(), layer)
+        x = sp.csr_matrix(counts)
+    else:
+        counts, counts_where = counts_matrix(query, layer)
+        x = sp.csr_matrix(counts)[:, cols[shared]]
     obs = _query_obs(query, batch_key, setup)
     qad = ad.AnnData(X=x.astype(np.float32), obs=obs)
     qad.obs_names = query.obs_names.astype(str)
