@@ -10,6 +10,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets
 from ._errors import MissingDependencyError, PyscvibridgeError
+from ._expression import corrected_expression
+from ._query import align_genes, map_query, save_model, transfer_labels
+from ._scanvi import train_scanvi
 from ._training import default_max_epochs
 from ._workflow import integrate
 
@@ -22,7 +25,13 @@ __all__ = [
     "MissingDependencyError",
     "PyscvibridgeError",
     "__version__",
+    "align_genes",
+    "corrected_expression",
     "datasets",
     "default_max_epochs",
     "integrate",
+    "map_query",
+    "save_model",
+    "train_scanvi",
+    "transfer_labels",
 ]

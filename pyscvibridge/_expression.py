@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from ._errors import PyscvibridgeError
 from ._scanvi import _check_same_cells, name_model_genes
 
 if TYPE_CHECKING:
     import anndata as ad
+    import pandas as pd
     import scvi
 
 logger = logging.getLogger("pyscvibridge")
@@ -66,6 +66,8 @@ def corrected_expression(
     -------
     ``adata`` (modified in place) with ``obsm[key_added]`` and ``uns[key_added]``.
     """
+    import pandas as pd
+
     ref = model.adata
     _check_same_cells(adata, ref)
     name_model_genes(adata, model)
@@ -114,6 +116,8 @@ def corrected_expression(
 
 
 def _genes(genes, model_genes: pd.Index, adata: ad.AnnData) -> pd.Index:
+    import pandas as pd
+
     if isinstance(genes, str):
         if genes == "all":
             return model_genes

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ._checks import counts_matrix
 from ._errors import PyscvibridgeError
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     import os
 
     import anndata as ad
+    import pandas as pd
     import scvi
 
 logger = logging.getLogger("pyscvibridge")
@@ -144,6 +144,7 @@ def map_query(
     and ``uns["scvi_query"]`` (model path and class, genes matched, renamed and missing, epochs).
     """
     import anndata as ad
+    import pandas as pd
     import scvi
 
     started = time.perf_counter()
@@ -274,6 +275,8 @@ def align_genes(reference: pd.Index, query: pd.Index) -> tuple[np.ndarray, list[
     when that gives exactly one query gene. Returns the column indices and the ``(query, reference)``
     name pairs matched only by renaming.
     """
+    import pandas as pd
+
     query = pd.Index(query.astype(str))
     pos = pd.Series(np.arange(len(query)), index=query)
     pos = pos[~pos.index.duplicated(keep="first")]
@@ -295,6 +298,8 @@ def align_genes(reference: pd.Index, query: pd.Index) -> tuple[np.ndarray, list[
 
 def _query_obs(query: ad.AnnData, batch_key: str, setup: dict) -> pd.DataFrame:
     """The obs columns the reference registry expects, taken from the query."""
+    import pandas as pd
+
     obs = pd.DataFrame(index=query.obs_names.astype(str))
     ref_batch = setup.get("batch_key")
     if ref_batch:
@@ -347,6 +352,7 @@ def transfer_labels(
     -------
     ``query`` (modified in place).
     """
+    import pandas as pd
     from sklearn.neighbors import NearestNeighbors
 
     for what, a in (("query", query), ("reference", reference)):

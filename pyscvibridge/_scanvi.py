@@ -6,12 +6,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ._errors import PyscvibridgeError
 
 if TYPE_CHECKING:
     import anndata as ad
+    import pandas as pd
     import scvi
 
 logger = logging.getLogger("pyscvibridge")
@@ -87,6 +87,7 @@ def train_scanvi(
     agreement with the known labels, training history); and the model when ``return_model``.
     """
     import anndata as ad
+    import pandas as pd
     import scvi
 
     if not isinstance(model, scvi.model.SCVI):
@@ -218,6 +219,8 @@ def name_model_genes(adata: ad.AnnData, model) -> None:
     :func:`pyscvibridge.integrate` trains on an AnnData of the HVGs' counts; their names are needed to
     choose genes, to save the model and to match a query's genes.
     """
+    import pandas as pd
+
     ref = model.adata
     default = pd.Index([str(i) for i in range(ref.n_vars)])
     if not ref.var_names.equals(default) or "highly_variable" not in adata.var.columns:
