@@ -81,3 +81,17 @@ def test_scanvi_bad_inputs(trained):
         train_scanvi(adata[:100].copy(), model, labels_key="cell_line")
     with pytest.raises(PyscvibridgeError, match=r"continues a trained scvi\.model\.SCVI"):
         train_scanvi(adata, trained["scanvi"], labels_key="cell_line")
+
+
+@pytest.mark.slow
+def test_corrected_expression_from_scanvi(trained):
+    from pyscvibridge import corrected_expression
+
+    adata = trained["adata"].copy()
+    genes = list(adata.var_names[adata.var["highly_variable"]][:3])
+    corrected_expression(
+        adata, trained["scanvi"], genes=genes, transform_batch="all", key_added="scanvi_expr"
+    )
+    assert list(adata.obsm["scanvi_expr"].columns) == genes
+    assert adata.obsm["scanvi_expr"].shape == (adata.n_obs, 3)
+    assert adata.uns["scanvi_expr"]["model"] == "SCANVI"
