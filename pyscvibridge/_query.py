@@ -215,7 +215,7 @@ def map_query(
     )
 
     scvi.settings.seed = seed
-    qmodel = cls.load_query_data(qad, str(path), accelerator=accelerator, device=devices)
+    qmodel = cls.load_query_data(qad, str(path), accelerator=accelerator, device="auto")
     epochs = default_max_epochs(qad.n_obs) if max_epochs is None else int(max_epochs)
     kwargs: dict[str, Any] = {
         "plan_kwargs": {"weight_decay": 0.0},
