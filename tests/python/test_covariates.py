@@ -75,3 +75,30 @@ def test_covariate_with_missing_values(cellbench):
     adata.obs.loc[adata.obs_names[:3], "log_total_counts"] = np.nan
     with pytest.raises(PyscvibridgeError, match=r"'log_total_counts' has 3 missing \(NA\) values"):
         psb.integrate(adata, "batch", continuous_covariate_keys=["log_total_counts"])
+
+
+@pytest.mark.slow
+def test_query_mapping_needs_the_reference_covariates(cellbench, tmp_path):
+    in_ref = cellbench.obs["batch"].str.startswith("CEL-seq2_5cl").to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, model = psb.integrate(
+            cellbench[in_ref].copy(),
+            "batch",
+            continuous_covariate_keys=["log_total_counts"],
+            n_top_genes=300,
+            max_epochs=2,
+            progress=False,
+            return_model=True,
+        )
+        model_dir = psb.save_model(ref, model, tmp_path / "model")
+        query = cellbench[~in_ref].copy()
+        without = query.copy()
+        del without.obs["log_total_counts"]
+        with pytest.raises(
+            PyscvibridgeError, match="continuous covariate 'log_total_counts'; the query needs"
+        ):
+            psb.map_query(without, model_dir, batch_key="batch", max_epochs=1, progress=False)
+        out = psb.map_query(query, model_dir, batch_key="batch", max_epochs=1, progress=False, umap=False)
+    assert out.obsm["X_scVI"].shape == (query.n_obs, 10)
+    assert np.isfinite(out.obsm["X_scVI"]).all()
