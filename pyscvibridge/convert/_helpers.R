@@ -213,8 +213,33 @@
 # counts/data: dgCMatrix (features x cells); meta: data.frame (cells); fmeta: data.frame
 # (features) or NULL; idents: factor or NULL; reductions: list of list(embeddings, loadings, key,
 # stdev). Works with SeuratObject 4 (v4 Assay) and 5 (Assay5), using only methods both have.
-.pysb_make_seurat <- function(counts, data, meta, assay, fmeta, var_features, idents, reductions) {
-  obj <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = counts, assay = assay))
+#
+# CreateSeuratObject() spends most of its time on nCount/nFeature (colSums(counts > 0) makes a
+# logical copy of the whole matrix). With fast = TRUE the object is created around an empty matrix
+# with the same dimnames, the real one is put in its place, and nCount/nFeature come from Python
+# (n_count, n_feature); the result is identical() to the plain call (tested).
+.pysb_make_seurat <- function(counts, data, meta, assay, fmeta, var_features, idents, reductions,
+                              n_count = NULL, n_feature = NULL) {
+  fast <- !is.null(n_count) && !is.null(n_feature) && methods::is(counts, "dgCMatrix")
+  if (fast) {
+    e <- methods::new("dgCMatrix")
+    e@Dim <- counts@Dim
+    e@Dimnames <- counts@Dimnames
+    e@p <- integer(counts@Dim[2] + 1L)
+    obj <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = e, assay = assay))
+    if (.pysb_so5()) {
+      SeuratObject::LayerData(obj, assay = assay, layer = "counts") <- counts
+    } else {
+      a <- obj@assays[[assay]]
+      a@counts <- counts
+      a@data <- counts
+      obj@assays[[assay]] <- a
+    }
+    obj@meta.data[[paste0("nCount_", assay)]] <- n_count
+    obj@meta.data[[paste0("nFeature_", assay)]] <- n_feature
+  } else {
+    obj <- suppressWarnings(SeuratObject::CreateSeuratObject(counts = counts, assay = assay))
+  }
   if (!is.null(data)) {
     if (.pysb_so5()) {
       SeuratObject::LayerData(obj, assay = assay, layer = "data") <- data

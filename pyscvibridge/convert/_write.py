@@ -181,6 +181,7 @@ def _seurat(adata, assay: str, man: Manifest):
         if key not in RESERVED_UNS:
             man.drop(f"uns[{key!r}]", "not converted to Seurat (use add_results(misc=...))")
     red_list = _r.named_list(reductions) if reductions else rinterface.ListSexpVector([])
+    n_count, n_feature = _count_stats(counts_py)
     return _r.call(
         ".pysb_make_seurat",
         counts,
@@ -191,7 +192,20 @@ def _seurat(adata, assay: str, man: Manifest):
         _r.r_str(var_features),
         idents,
         red_list,
+        n_count=_sparse.r_vector(n_count, "double"),
+        n_feature=_sparse.r_vector(n_feature, "integer"),
     )
+
+
+def _count_stats(counts) -> tuple[np.ndarray, np.ndarray]:
+    """Seurat's nCount (column sums) and nFeature (number of values > 0) per cell, from CSR rows."""
+    m = counts if sparse.issparse(counts) else sparse.csr_matrix(np.asarray(counts))
+    m = m.tocsr()
+    n_count = np.add.reduceat(np.append(m.data.astype(np.float64, copy=False), 0.0), m.indptr[:-1])
+    n_count[np.diff(m.indptr) == 0] = 0.0
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    n_feature = np.bincount(rows[m.data > 0], minlength=m.shape[0]).astype(np.int32)
+    return n_count, n_feature
 
 
 def _sce(adata, man: Manifest):

@@ -78,3 +78,31 @@ def test_views_follow_the_r_vectors(r):
     assert _r.strs(r("c('a', NA, 'ü')")) == ["a", None, "ü"]
     long = [f"name {i} ü" if i % 7 else None for i in range(200)]
     assert _r.strs(_r.r_str(long)) == long
+
+
+def test_fast_seurat_equals_create_seurat_object(r, rglobal):
+    import anndata as ad
+
+    m = _csr(seed=5, shape=(50, 30)).tolil()
+    m[3] = 0  # an empty cell
+    m = m.tocsr()
+    m.eliminate_zeros()
+    adata = ad.AnnData(X=m)
+    adata.obs_names = [f"sampleA_{i}" if i % 2 else f"sampleB_{i}" for i in range(50)]
+    adata.var_names = [f"g{i}" for i in range(30)]
+    rglobal["o"] = to_r(adata)
+    checks = r(
+        """
+        suppressMessages(library(SeuratObject))
+        p <- suppressWarnings(CreateSeuratObject(counts = GetAssayData(o, slot = "counts")))
+        c(meta = identical(o@meta.data, p@meta.data),
+          counts = identical(GetAssayData(o, slot = "counts"), GetAssayData(p, slot = "counts")),
+          data = identical(GetAssayData(o, slot = "data"), GetAssayData(p, slot = "data")),
+          idents = identical(Idents(o), Idents(p)),
+          valid = validObject(o))
+        """
+    )
+    failed = [k for k, v in zip(checks.names, checks, strict=True) if not v]
+    assert not failed
+    assert list(r("levels(o$orig.ident)")) == ["sampleA", "sampleB"]
+    assert r("o$nFeature_RNA[4]")[0] == 0
