@@ -198,13 +198,26 @@ def _seurat(adata, assay: str, man: Manifest):
 
 
 def _count_stats(counts) -> tuple[np.ndarray, np.ndarray]:
-    """Seurat's nCount (column sums) and nFeature (number of values > 0) per cell, from CSR rows."""
+    """Seurat's nCount (column sums) and nFeature (number of values > 0) per cell, from CSR rows.
+
+    Works over the matrix's own arrays: the only temporary is one bool per non-zero.
+    """
     m = counts if sparse.issparse(counts) else sparse.csr_matrix(np.asarray(counts))
     m = m.tocsr()
-    n_count = np.add.reduceat(np.append(m.data.astype(np.float64, copy=False), 0.0), m.indptr[:-1])
-    n_count[np.diff(m.indptr) == 0] = 0.0
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    n_feature = np.bincount(rows[m.data > 0], minlength=m.shape[0]).astype(np.int32)
+    n_rows, nnz = m.shape[0], m.nnz
+    full = np.diff(m.indptr) > 0
+    n_count = np.zeros(n_rows)
+    n_feature = np.zeros(n_rows, dtype=np.int32)
+    if nnz == 0:
+        return n_count, n_feature
+    # over the non-empty rows only, each segment runs to the next non-empty row's start
+    starts = m.indptr[:-1][full]
+    n_count[full] = np.add.reduceat(m.data, starts, dtype=np.float64)
+    positive = m.data > 0
+    if positive.all():
+        n_feature[:] = np.diff(m.indptr)
+    else:
+        n_feature[full] = np.add.reduceat(positive, starts, dtype=np.int64)
     return n_count, n_feature
 
 
