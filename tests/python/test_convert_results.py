@@ -102,3 +102,32 @@ def test_add_results_missing_obsm_key(read_r, v5_joined_path):
         add_results(obj, adata, reductions={"X_scVI": "scVI"})
     with pytest.raises(PyscvibridgeError, match="nothing to add"):
         add_results(obj, adata)
+
+
+def test_add_results_to_sce(r, rglobal):
+    sce = r(
+        """
+        suppressMessages(library(SingleCellExperiment))
+        set.seed(2)
+        m <- matrix(rpois(200, 2), 20, 10, dimnames = list(paste0("g", 1:20), paste0("c", 1:10)))
+        SingleCellExperiment(list(counts = m), colData = DataFrame(b = factor(rep(c("y", "x"), 5))),
+                             reducedDims = list(PCA = matrix(rnorm(30), 10, 3)), metadata = list(study = "s"))
+        """
+    )
+    adata = _with_results(from_r(sce))
+    new = add_results(sce, adata[::-1].copy(), misc={"n_latent": 10})
+    rglobal["old"], rglobal["new"] = sce, new
+    assert list(r("reducedDimNames(new)")) == ["PCA", "scVI", "UMAP_scVI"]
+    assert list(r("reducedDimNames(old)")) == ["PCA"]
+    np.testing.assert_array_equal(np.asarray(r("reducedDim(new, 'scVI')")), adata.obsm["X_scVI"])
+    np.testing.assert_array_equal(np.asarray(r("reducedDim(new, 'UMAP_scVI')")), adata.obsm["X_umap"])
+    assert r("metadata(new)$scVI$n_latent")[0] == 10
+    assert r("metadata(new)$study")[0] == "s"
+    unchanged = r(
+        """
+        c(assays = identical(assays(new), assays(old)), coldata = identical(colData(new), colData(old)),
+          rowdata = identical(rowData(new), rowData(old)),
+          pca = identical(reducedDim(new, "PCA"), reducedDim(old, "PCA")), valid = validObject(new))
+        """
+    )
+    assert all(unchanged)
