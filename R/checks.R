@@ -84,12 +84,57 @@
   invisible()
 }
 
+# Covariate columns: present, complete; continuous ones numeric. Returned as a list, so that one
+# name still reaches Python as a list.
+.check_covariates <- function(meta, keys, arg, numeric = FALSE, what = "cell metadata", call = parent.frame()) {
+  if (is.null(keys)) {
+    return(NULL)
+  }
+  if (!is.character(keys) || !length(keys) || anyNA(keys)) {
+    cli::cli_abort("{.arg {arg}} must be a character vector of column names, not {.cls {class(keys)}}.", call = call)
+  }
+  for (key in keys) {
+    .check_column(meta, key, arg, what = what, call = call)
+    if (numeric && !is.numeric(meta[[key]])) {
+      cli::cli_abort(
+        c(
+          "{.arg {arg}} {.val {key}} must be a numeric column, not {.cls {class(meta[[key]])}}.",
+          "i" = "Categorical covariates go in {.arg categorical_covariate_keys}."
+        ),
+        class = "pyscvibridge_error",
+        call = call
+      )
+    }
+  }
+  as.list(keys)
+}
+
+.check_preset <- function(preset, call = parent.frame()) {
+  if (is.null(preset)) {
+    return(NULL)
+  }
+  .check_string(preset, "preset", call = call)
+  presets <- c("fast", "scvi-tools")
+  if (!preset %in% presets) {
+    cli::cli_abort("{.arg preset} must be one of {.val {presets}}, not {.val {preset}}.", call = call)
+  }
+  preset
+}
+
 # The parameters every method sends to Python, checked and typed.
-.integrate_args <- function(batch_key, labels_key, n_top_genes, n_latent, max_epochs, seed,
-                            accelerator, devices, call = parent.frame()) {
+.integrate_args <- function(meta, batch_key, labels_key, categorical_covariate_keys,
+                            continuous_covariate_keys, preset, n_top_genes, n_latent, max_epochs,
+                            seed, accelerator, devices, what = "cell metadata", call = parent.frame()) {
   list(
     batch_key = batch_key,
     labels_key = labels_key,
+    categorical_covariate_keys = .check_covariates(
+      meta, categorical_covariate_keys, "categorical_covariate_keys", what = what, call = call
+    ),
+    continuous_covariate_keys = .check_covariates(
+      meta, continuous_covariate_keys, "continuous_covariate_keys", numeric = TRUE, what = what, call = call
+    ),
+    preset = .check_preset(preset, call = call),
     n_top_genes = .check_count(n_top_genes, "n_top_genes", call = call),
     n_latent = .check_count(n_latent, "n_latent", call = call),
     max_epochs = .check_count(max_epochs, "max_epochs", null_ok = TRUE, call = call),

@@ -90,7 +90,8 @@ scvi_available <- function() {
       "i" = "Or point to an interpreter that has it: {.code options(pyscvibridge.python = \"/path/to/bin/python\")} or the environment variable {.envvar PYSCVIBRIDGE_PYTHON}.",
       "i" = "Looked at: {.file {unique(tried)}}."
     ),
-    class = "pyscvibridge_no_python"
+    class = "pyscvibridge_no_python",
+    call = NULL
   )
 }
 

@@ -33,9 +33,16 @@
 #' @param assay Seurat: the assay to use (default: the default assay). SingleCellExperiment: the
 #'   assay holding raw counts (default `"counts"`).
 #' @param layer Seurat only: the layer (v5) or slot (v4) holding raw counts, `"counts"` by default.
+#' @param categorical_covariate_keys,continuous_covariate_keys Optional cell-metadata columns with
+#'   further nuisance covariates for scVI besides the batch, e.g. a donor (categorical) or the
+#'   percentage of mitochondrial counts (continuous, numeric).
 #' @param n_top_genes Number of highly variable genes scVI is trained on.
 #' @param n_latent Dimension of the scVI latent space.
-#' @param max_epochs Training epochs; `NULL` uses scvi-tools' rule for the number of cells.
+#' @param max_epochs Training epochs (an upper bound when the preset stops early); `NULL` uses the
+#'   preset's schedule for the number of cells.
+#' @param preset Training schedule: `"fast"` (the Python package's default: a shorter schedule,
+#'   larger minibatches and early stopping, for the same model) or `"scvi-tools"` (scvi-tools'
+#'   defaults exactly). `NULL` uses the Python default.
 #' @param seed Random seed (scvi-tools, PCA, UMAP): the same seed gives the same result.
 #' @param accelerator `"auto"`, `"cpu"` or `"gpu"`; passed to Lightning.
 #' @param devices `"auto"`, a number of devices, or device ids; passed to Lightning.

@@ -3,9 +3,11 @@
 #' @rdname RunScVI
 #' @export
 RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, assay = "counts",
-                                         n_top_genes = 2000, n_latent = 10, max_epochs = NULL,
-                                         seed = 0, accelerator = "auto", devices = "auto",
-                                         verbose = TRUE, ...) {
+                                         categorical_covariate_keys = NULL,
+                                         continuous_covariate_keys = NULL, n_top_genes = 2000,
+                                         n_latent = 10, max_epochs = NULL, preset = NULL, seed = 0,
+                                         accelerator = "auto", devices = "auto", verbose = TRUE,
+                                         ...) {
   .check_dots_empty(...)
   call <- environment()
   .need_packages(c("SingleCellExperiment", "SummarizedExperiment", "S4Vectors"))
@@ -36,7 +38,11 @@ RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, a
   if (!is.null(labels_key)) .check_column(meta, labels_key, "labels_key", what = "colData")
   args <- c(
     list(kind = "sce", assay = assay, layer = assay),
-    .integrate_args(batch_key, labels_key, n_top_genes, n_latent, max_epochs, seed, accelerator, devices)
+    .integrate_args(
+      meta, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
+      n_top_genes, n_latent, max_epochs, seed, accelerator, devices,
+      what = "colData"
+    )
   )
   out <- .call_door("run_integrate", object, args,
     verbose = verbose, arguments = c(layer = "assay"), call = call

@@ -4,8 +4,10 @@
 #' @rdname RunScVI
 #' @export
 RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = NULL,
-                           layer = "counts", n_top_genes = 2000, n_latent = 10, max_epochs = NULL,
-                           seed = 0, accelerator = "auto", devices = "auto", verbose = TRUE, ...) {
+                           layer = "counts", categorical_covariate_keys = NULL,
+                           continuous_covariate_keys = NULL, n_top_genes = 2000, n_latent = 10,
+                           max_epochs = NULL, preset = NULL, seed = 0, accelerator = "auto",
+                           devices = "auto", verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
@@ -41,7 +43,10 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
   if (!is.null(labels_key)) .check_column(meta, labels_key, "labels_key")
   args <- c(
     list(kind = "seurat", assay = assay, layer = layer),
-    .integrate_args(batch_key, labels_key, n_top_genes, n_latent, max_epochs, seed, accelerator, devices)
+    .integrate_args(
+      meta, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
+      n_top_genes, n_latent, max_epochs, seed, accelerator, devices
+    )
   )
   out <- .call_door("run_integrate", object, args, verbose = verbose, call = call)
   .check_seurat_result(object, out$result, assay)

@@ -11,6 +11,7 @@
 # R-side checks). Needs the package installed and its Python (make setup).
 
 args <- commandArgs(trailingOnly = TRUE)
+options(width = 200)
 reps <- if (length(args) >= 1) as.integer(args[[1]]) else 3L
 max_epochs <- if (length(args) >= 2 && args[[2]] != "default") as.integer(args[[2]]) else NULL
 

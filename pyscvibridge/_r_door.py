@@ -63,6 +63,9 @@ def run_integrate(
     layer: str,
     batch_key: str | None,
     labels_key: str | None = None,
+    categorical_covariate_keys: list[str] | None = None,
+    continuous_covariate_keys: list[str] | None = None,
+    preset: str | None = None,
     n_top_genes: int = 2000,
     n_latent: int = 10,
     max_epochs: int | None = None,
@@ -89,8 +92,10 @@ def run_integrate(
     batch_key
         Cell-metadata column with the batch; ``None`` for a Seurat v5 object with split layers
         integrates over the split.
-    labels_key, n_top_genes, n_latent, max_epochs, seed, accelerator, devices
+    labels_key, categorical_covariate_keys, continuous_covariate_keys, n_top_genes, n_latent, max_epochs, seed, accelerator, devices
         As for :func:`pyscvibridge.integrate`.
+    preset
+        As for :func:`pyscvibridge.integrate`; ``None`` uses its default.
     verbose
         Report the steps and the training progress through ``emit``; when false, nothing is printed.
     emit
@@ -107,6 +112,9 @@ def run_integrate(
                 batch_key=batch_key,
                 labels_key=labels_key,
                 params={
+                    "categorical_covariate_keys": list(categorical_covariate_keys or []) or None,
+                    "continuous_covariate_keys": list(continuous_covariate_keys or []) or None,
+                    "preset": preset,
                     "n_top_genes": int(n_top_genes),
                     "n_latent": int(n_latent),
                     "max_epochs": None if max_epochs is None else int(max_epochs),
@@ -176,11 +184,14 @@ def _run_integrate(
         f"batches of {batch_key!r}"
     )
     progress = _ProgressCallback(say)
+    optional = {"preset": params["preset"]} if params["preset"] is not None else {}
     t0 = time.perf_counter()
     adata = integrate(
         adata,
         batch_key,
         labels_key=labels_key,
+        categorical_covariate_keys=params["categorical_covariate_keys"],
+        continuous_covariate_keys=params["continuous_covariate_keys"],
         layer=counts_layer,
         n_top_genes=params["n_top_genes"],
         n_latent=params["n_latent"],
@@ -190,6 +201,7 @@ def _run_integrate(
         devices=params["devices"],
         progress=False,
         train_kwargs={"callbacks": [progress.callback()]},
+        **optional,
     )
     integrate_s = time.perf_counter() - t0
 

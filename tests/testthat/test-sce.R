@@ -3,7 +3,11 @@
 test_that("SCE: reducedDims scVI and UMAP_scVI and metadata added, nothing else changed", {
   skip_if_no_python()
   sce <- cellbench_sce()
-  res <- RunScVI(sce, batch_key = "batch", labels_key = "cell_line", max_epochs = 3, n_latent = 8, verbose = FALSE)
+  res <- RunScVI(
+    sce,
+    batch_key = "batch", labels_key = "cell_line", categorical_covariate_keys = "demuxlet_cls",
+    continuous_covariate_keys = "total_count_per_cell", max_epochs = 3, n_latent = 8, verbose = FALSE
+  )
   expect_s4_class(res, "SingleCellExperiment")
   expect_identical(SingleCellExperiment::reducedDimNames(res), c("scVI", "UMAP_scVI"))
   scvi <- SingleCellExperiment::reducedDim(res, "scVI")
@@ -24,6 +28,8 @@ test_that("SCE: reducedDims scVI and UMAP_scVI and metadata added, nothing else 
   expect_identical(meta$scVI$params$batch_key, "batch")
   expect_identical(meta$scVI$params$labels_key, "cell_line")
   expect_identical(meta$scVI$epochs_run, 3L)
+  expect_identical(unlist(meta$scVI$params$categorical_covariate_keys), "demuxlet_cls")
+  expect_identical(unlist(meta$scVI$params$continuous_covariate_keys), "total_count_per_cell")
 })
 
 test_that("SCE: a log-normalised assay given as counts is an error naming `assay`", {
@@ -47,4 +53,12 @@ test_that("SCE: unknown assay and missing batch column are errors naming the arg
   expect_match(conditionMessage(err), "`batch_key`", fixed = TRUE)
   expect_match(conditionMessage(err), "\"cell_line\"", fixed = TRUE)
   expect_error(RunScVI(sce), "`batch_key` is required")
+  err <- expect_error(
+    RunScVI(sce, batch_key = "batch", continuous_covariate_keys = "cell_line"),
+    class = "pyscvibridge_error"
+  )
+  expect_match(conditionMessage(err), "`continuous_covariate_keys`", fixed = TRUE)
+  expect_match(conditionMessage(err), "numeric", fixed = TRUE)
+  expect_error(RunScVI(sce, batch_key = "batch", categorical_covariate_keys = "donor"), "`categorical_covariate_keys`")
+  expect_error(RunScVI(sce, batch_key = "batch", preset = "slow"), "`preset`")
 })
