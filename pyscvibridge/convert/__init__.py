@@ -6,6 +6,21 @@
 - :func:`add_results`: embeddings (and a ``misc`` record) from an AnnData added to the R object
   it came from, without copying its matrices back.
 
+Conventions (details in the private modules' docstrings):
+
+- ``X`` is the raw counts, the same matrix object as ``layers["counts"]``; Seurat ``data`` /
+  SCE ``logcounts`` go to ``layers["logcounts"]``. R -> AnnData matrices are read-only views of
+  R's memory (``copy=True`` for writable copies); they keep the R vectors alive.
+- Split Seurat v5 layers (``counts.<x>``) become one AnnData in the object's cell order, with
+  each cell's layer suffix in ``obs["split_layer"]`` (:data:`SPLIT_COLUMN`).
+- Every conversion is recorded in a manifest (:class:`Manifest`; ``uns["conversion"]`` for
+  R -> AnnData, ``to_r(..., return_manifest=True)`` the other way), logged at INFO on the
+  ``pyscvibridge.convert`` logger: ``mapped`` (destination -> source), ``renamed``, ``dropped``
+  (what -> why), ``details`` and ``notes``.
+- Seurat feature names cannot hold ``_`` or ``|``: :func:`to_r` replaces them with ``-``,
+  reports each rename and keeps the originals in the feature metadata column
+  ``original_feature_name`` (:data:`ORIGINAL_NAME_COLUMN`), from which :func:`from_r` restores them.
+
 rpy2 is imported when one of these is called, not when this module is imported
 (``pip install 'pyscvibridge[r]'``).
 """
