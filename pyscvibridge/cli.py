@@ -408,7 +408,13 @@ _integrate_options = [
     click.option(
         "--max-epochs",
         type=click.IntRange(min=1),
-        help="Training epochs [default: min(round(20000 / n_cells * 400), 400)].",
+        help="Training epochs (an upper bound with early stopping) [default: the preset's schedule].",
+    ),
+    click.option(
+        "--preset",
+        type=click.Choice(["fast", "scvi-tools"]),
+        help="Training schedule: 'fast' (shorter schedule, larger minibatches, early stopping) or "
+        "'scvi-tools' (its defaults, as in the scVI tutorial) [default: fast].",
     ),
     click.option(
         "--seed", type=int, default=0, show_default=True, help="Random seed (scvi-tools, PCA, UMAP)."
@@ -495,6 +501,8 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
         metrics=(plots_dir or output.parent) if metrics else None,
     )
     kw["devices"] = _devices(kw["devices"])
+    if kw["preset"] is None:
+        del kw["preset"]  # the library's default
     settings.echo(f"Reading {input_path} ...", err=True)
     adata, robj = _read(input_path)
     _run(settings, adata, robj, outputs, batch_key=batch_key, metrics=metrics, **kw)
@@ -604,7 +612,9 @@ def inspect(settings: Settings, path: Path) -> None:
     help="Directory for the integrated .h5ad, the PNGs and the metrics.",
 )
 @click.option(
-    "--max-epochs", type=click.IntRange(min=1), help="Training epochs [default: the scVI rule, 400 here]."
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    help="Training epochs [default: the default preset's schedule].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
