@@ -20,16 +20,31 @@ test_that("an option pointing to a missing Python is a clear error naming the op
 })
 
 test_that("an environment variable pointing to a Python without pyscvibridge is a clear error", {
-  python <- Sys.which("python3")
-  skip_if(!nzchar(python), "no system python3")
-  skip_if(system2(python, c("-c", shQuote("import pyscvibridge")), stdout = FALSE, stderr = FALSE) == 0,
-          "the system python3 has pyscvibridge")
+  # A stand-in interpreter that fails the way a Python without the package does.
+  python <- file.path(withr::local_tempdir(), "python")
+  writeLines(c(
+    "#!/bin/sh",
+    "echo \"ModuleNotFoundError: No module named 'pyscvibridge'\" >&2",
+    "exit 1"
+  ), python)
+  Sys.chmod(python, "755")
   withr::local_options(pyscvibridge.python = NULL)
   withr::local_envvar(PYSCVIBRIDGE_PYTHON = python)
   with_fresh_lookup({
     err <- expect_error(scvi_python(), class = "pyscvibridge_no_python")
     expect_match(conditionMessage(err), "PYSCVIBRIDGE_PYTHON", fixed = TRUE)
     expect_match(conditionMessage(err), "cannot import pyscvibridge", fixed = TRUE)
+  })
+})
+
+test_that("a Python that lacks scvi-tools or rpy2 is named as such", {
+  python <- file.path(withr::local_tempdir(), "python")
+  writeLines(c("#!/bin/sh", "echo 'missing: scvi, rpy2'"), python)
+  Sys.chmod(python, "755")
+  withr::local_options(pyscvibridge.python = python)
+  with_fresh_lookup({
+    err <- expect_error(scvi_python(), class = "pyscvibridge_no_python")
+    expect_match(conditionMessage(err), "lacks the Python modules scvi, rpy2", fixed = TRUE)
   })
 })
 
