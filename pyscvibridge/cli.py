@@ -30,6 +30,8 @@ logger = logging.getLogger("pyscvibridge")
 
 INPUT_SUFFIXES = (".rds", ".h5ad")
 KINDS = ("Seurat", "SingleCellExperiment")
+#: Libraries whose loggers talk at INFO (shown only with -vv).
+_LIBS = ("scvi", "lightning", "pytorch_lightning", "lightning_fabric", "jax")
 
 
 @dataclass
@@ -47,7 +49,10 @@ class _Group(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            # Logging and warning settings are the command's own: restored afterwards, so that
+            # calling the CLI in-process (tests, notebooks) leaves the caller's settings alone.
+            with warnings.catch_warnings(), _restored_loggers():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
@@ -74,8 +79,29 @@ def _quiet_libraries(settings: Settings) -> None:
     level = logging.INFO if settings.verbose >= 2 else logging.WARNING
     scvi.settings.verbosity = level
     for name in list(logging.root.manager.loggerDict):
-        if name.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric", "jax"):
+        if name.split(".")[0] in _LIBS:
             logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _restored_loggers():
+    names = ["pyscvibridge", *[n for n in logging.root.manager.loggerDict if n.split(".")[0] in _LIBS]]
+    saved = {}
+    for name in names:
+        log = logging.getLogger(name)
+        saved[name] = (log.level, list(log.handlers), log.propagate)
+    try:
+        yield
+    finally:
+        for name, (level, handlers, propagate) in saved.items():
+            log = logging.getLogger(name)
+            log.setLevel(level)
+            log.handlers = handlers
+            log.propagate = propagate
+        fresh = logging.getLogger("pyscvibridge")  # in case it was created during the command
+        fresh.handlers = [h for h in fresh.handlers if h.get_name() != "pyscvibridge-cli"]
+        if "pyscvibridge" not in saved:
+            fresh.propagate = True
 
 
 def _error(message: str) -> None:
@@ -318,13 +344,7 @@ def _run(
     if labels_key is not None:
         check_obs_key(adata, labels_key, "labels_key")
     if metrics:
-        if labels_key is None:
-            msg = "--metrics needs --labels-key: bio conservation is measured against known cell labels."
-            raise PyscvibridgeError(msg)
-        from ._errors import import_or_hint
-
-        import_or_hint("scib_metrics", "metrics")
-        import_or_hint("harmonypy", "metrics")
+        _check_metrics_possible(labels_key)
 
     _quiet_libraries(settings)
     started = time.perf_counter()
@@ -381,6 +401,16 @@ def _run(
             "\nscib-metrics (higher is better; Total = 0.4 batch correction + 0.6 bio conservation):"
         )
         settings.echo(format_table(table))
+
+
+def _check_metrics_possible(labels_key: str | None) -> None:
+    if labels_key is None:
+        msg = "--metrics needs --labels-key: bio conservation is measured against known cell labels."
+        raise PyscvibridgeError(msg)
+    from ._errors import import_or_hint
+
+    import_or_hint("scib_metrics", "metrics")
+    import_or_hint("harmonypy", "metrics")
 
 
 _integrate_options = [
@@ -493,6 +523,8 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     plots_dir, metrics = kw.pop("plots_dir"), kw.pop("metrics")
     if plots_dir is not None:
         check_writable_dir(plots_dir, "--plots directory")
+    if metrics:
+        _check_metrics_possible(kw["labels_key"])
     outputs = Outputs(
         h5ad=output,
         rds=rds_out,
@@ -503,7 +535,6 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     kw["devices"] = _devices(kw["devices"])
     if kw["preset"] is None:
         del kw["preset"]  # the library's default
-    settings.echo(f"Reading {input_path} ...", err=True)
     adata, robj = _read(input_path)
     _run(settings, adata, robj, outputs, batch_key=batch_key, metrics=metrics, **kw)
 
