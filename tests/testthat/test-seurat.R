@@ -85,3 +85,16 @@ test_that("pbmc_small as a Seurat v5 object", {
   expect_scvi_reductions(res, rownames(obj@meta.data))
   expect_seurat_unchanged(res, obj)
 })
+
+test_that("running again replaces the reductions; Python's warnings arrive as R warnings", {
+  skip_if_no_python()
+  skip_if_no_seurat_object()
+  first <- RunScVI(SeuratObject::pbmc_small, batch_key = "groups", max_epochs = 2, verbose = FALSE)
+  expect_warning(
+    again <- RunScVI(first, batch_key = "orig.ident", n_latent = 4, max_epochs = 2, verbose = FALSE),
+    "single level"
+  )
+  expect_identical(names(again@reductions), names(first@reductions))
+  expect_identical(dim(again@reductions$scVI@cell.embeddings), c(80L, 4L))
+  expect_identical(again@misc$scVI$params$batch_key, "orig.ident")
+})
