@@ -218,12 +218,17 @@ def _score(x, x_pre, labels, batch, *, kbet: bool, seed: int) -> dict[str, float
 
 
 def format_table(df: pd.DataFrame, *, digits: int = 3) -> str:
-    """The metrics as a plain-text table (methods as rows), for printing."""
-    shown = df.copy()
-    shown.columns = [
-        c.replace("Batch correction", "Batch corr.").replace("Bio conservation", "Bio cons.") for c in df
-    ]
-    return shown.to_string(float_format=lambda v: f"{v:.{digits}f}")
+    """The metrics as a plain-text table for a terminal: one row per metric, one column per method."""
+    import pandas as pd
+
+    types = df.attrs.get("metric_type") or {}
+    group = {"Bio conservation": "bio", "Batch correction": "batch", "Aggregate score": "score"}
+    t = df.T
+    t.index = pd.MultiIndex.from_arrays(
+        [[group.get(types.get(c, ""), "") for c in df.columns], list(df.columns)]
+    )
+    t.columns.name = None
+    return t.to_string(float_format=lambda v: f"{v:.{digits}f}")
 
 
 def table_figure(df: pd.DataFrame) -> Figure:
