@@ -1,0 +1,98 @@
+"""pyscvibridge._r_door, the functions the R package calls, driven from Python through rpy2.
+
+The R package's own tests (tests/testthat) call them the real way, through reticulate; these check
+the contract with R: the object is read from an environment bound in R's global environment, the
+result is bound next to it, and only plain values come back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pyscvibridge import _r_door
+
+pytestmark = [pytest.mark.r, pytest.mark.slow]
+
+
+@pytest.fixture
+def bridge(r):
+    """A fresh R environment `.door_test` in the global environment, holding pbmc_small (v5 fixture)."""
+
+    def _make(path, name=".door_test"):
+        r(f'assign("{name}", new.env(), envir = globalenv())')
+        r(f'assign("object", readRDS("{path}"), envir = get("{name}", envir = globalenv()))')
+        return name
+
+    yield _make
+    r('rm(list = intersect(".door_test", ls(globalenv(), all.names = TRUE)), envir = globalenv())')
+
+
+def test_run_integrate_binds_the_result_and_reports_progress(r, bridge, pbmc_small_path):
+    name = bridge(pbmc_small_path)
+    said: list[str] = []
+    answer = _r_door.run_integrate(
+        name,
+        kind="seurat",
+        assay=None,
+        layer="counts",
+        batch_key="groups",
+        max_epochs=3,
+        n_latent=6,
+        verbose=True,
+        emit=said.append,
+    )
+    assert answer["ok"] is True
+    assert answer["info"]["n_cells"] == 80
+    assert answer["info"]["epochs"] == 3
+    assert any(s.startswith("scVI epoch 3/3, ELBO") for s in said)
+    env = f'get("{name}", envir = globalenv())'
+    assert list(r(f"names({env}$result@reductions)"))[-2:] == ["scVI", "umap.scVI"]
+    assert tuple(r(f"dim({env}$result@reductions$scVI@cell.embeddings)")) == (80, 6)
+    assert list(r(f"{env}$result@reductions$scVI@key")) == ["scVI_"]
+    assert list(
+        r(f"identical(colnames({env}$result@reductions$scVI@cell.embeddings), paste0('scVI_', 1:6))")
+    ) == [True]
+    # the input object is not modified
+    assert list(r(f"length({env}$object@reductions)")) == [0]
+
+
+def test_run_integrate_silent_when_not_verbose(bridge, pbmc_small_path, capsys):
+    name = bridge(pbmc_small_path)
+    said: list[str] = []
+    answer = _r_door.run_integrate(
+        name,
+        kind="seurat",
+        assay=None,
+        layer="counts",
+        batch_key="groups",
+        max_epochs=2,
+        verbose=False,
+        emit=said.append,
+    )
+    assert answer["ok"] is True
+    assert said == []
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == ""
+
+
+def test_normalised_layer_is_an_error_naming_layer(bridge, v5_joined_path):
+    name = bridge(v5_joined_path)
+    answer = _r_door.run_integrate(
+        name, kind="seurat", assay=None, layer="data", batch_key="batch", max_epochs=2, verbose=False
+    )
+    assert answer["ok"] is False
+    assert answer["argument"] == "layer"
+    assert "raw counts" in answer["error"]
+    assert "non-integer" in answer["error"]
+
+
+def test_split_layers_default_to_the_split_column(r, bridge, v5_split_path):
+    name = bridge(v5_split_path)
+    answer = _r_door.run_integrate(
+        name, kind="seurat", assay=None, layer="counts", batch_key=None, max_epochs=2, verbose=False
+    )
+    assert answer["ok"] is True
+    assert answer["info"]["batch_key"] == "split_layer"
+    env = f'get("{name}", envir = globalenv())'
+    assert tuple(r(f"dim({env}$result@reductions$umap.scVI@cell.embeddings)")) == (400, 2)
