@@ -8,6 +8,7 @@ argument) ends with one line on stderr and exit status 1 (2 for usage errors), n
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -348,7 +349,10 @@ def _run(
         _check_metrics_possible(labels_key)
 
     _quiet_libraries(settings)
-    adata = integrate(adata, batch_key, labels_key=labels_key, progress=not settings.quiet, **params)
+    # Libraries below print some messages (e.g. early stopping) on stdout: -q silences those too.
+    silence = contextlib.redirect_stdout(io.StringIO()) if settings.quiet else contextlib.nullcontext()
+    with silence:
+        adata = integrate(adata, batch_key, labels_key=labels_key, progress=not settings.quiet, **params)
 
     table = None
     if metrics:
