@@ -16,6 +16,17 @@ from ._scanvi import train_scanvi
 from ._training import default_max_epochs
 from ._workflow import integrate
 
+
+def __getattr__(name: str):
+    # `pyscvibridge.convert` loads pandas, scipy and (when used) rpy2: import it on first access only.
+    if name == "convert":
+        import importlib
+
+        return importlib.import_module(".convert", __name__)
+    msg = f"module 'pyscvibridge' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 try:
     __version__ = version("pyscvibridge")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -25,6 +36,7 @@ __all__ = [
     "MissingDependencyError",
     "PyscvibridgeError",
     "__version__",
+    "convert",
     "align_genes",
     "corrected_expression",
     "datasets",

@@ -274,7 +274,7 @@ def test_cells_without_counts(tiny):
 
 def test_import_is_light():
     """`import pyscvibridge` loads none of the heavy stacks (they load inside the functions that need them)."""
-    code = "import sys, pyscvibridge; print(sorted(m for m in ('torch','scvi','scanpy','rpy2','anndata','jax') if m in sys.modules))"
+    code = "import sys, pyscvibridge; print(sorted(m for m in ('torch','scvi','scanpy','rpy2','anndata','jax','matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
