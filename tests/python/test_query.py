@@ -232,3 +232,4 @@ def test_map_query_from_a_backed_h5ad(mapped, tmp_path):
         mapped["ref"].obsm["X_scVI"], mapped["ref"].obs["cell_line"].astype(str)
     )
     assert np.mean(knn.predict(out.obsm["X_scVI"]) == out.obs["cell_line"].astype(str).to_numpy()) > 0.9
+    backed.file.close()
