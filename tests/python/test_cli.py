@@ -289,3 +289,24 @@ def test_inspect_and_convert_rds(runner, v5_joined_path, tmp_path):
 
     line = _one_line_error(runner.invoke(cli, ["convert", str(h5), str(tmp_path / "x.h5ad")]))
     assert "must end in .rds" in line
+
+
+@pytest.mark.slow
+@pytest.mark.r
+def test_integrate_h5ad_with_rds_out_as_sce(runner, small_h5ad, tmp_path, r):
+    out, rds = tmp_path / "int.h5ad", tmp_path / "int.rds"
+    args = ["integrate", str(small_h5ad), "-o", str(out), "--rds-out", str(rds), "--batch-key", "sample"]
+    args += ["--rds-kind", "SingleCellExperiment", "--max-epochs", "2", "--n-top-genes", "50"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    sce = r["readRDS"](str(rds))
+    assert "SingleCellExperiment" in list(r["class"](sce))
+    dims = set(r("SingleCellExperiment::reducedDimNames")(sce))
+    assert {"scVI", "UMAP", "PCA"} <= dims, dims
+    emb = np.asarray(r("SingleCellExperiment::reducedDim")(sce, "scVI"))
+    assert emb.shape == (300, 10)
+    assert np.allclose(emb, ad.read_h5ad(out).obsm["X_scVI"], atol=1e-5)
+
+    again = ["integrate", str(rds), "-o", str(tmp_path / "x.h5ad"), "--batch-key", "sample"]
+    line = _one_line_error(runner.invoke(cli, [*again, "--rds-kind", "Seurat"]))
+    assert "--rds-kind is for .h5ad input" in line
