@@ -67,6 +67,10 @@ class _Group(click.Group):
         except PyscvibridgeError as e:
             _error(str(e))
             code = 1
+        except OSError as e:  # a disk that fills up, a file that vanishes: the system's words suffice
+            where = f" ({e.filename})" if e.filename else ""
+            _error(f"{e.strerror or e}{where}")
+            code = 1
         if standalone_mode:
             sys.exit(code)
         return code
