@@ -12,7 +12,7 @@ import numpy as np
 
 from ._checks import check_obs_key, counts_matrix
 from ._errors import PyscvibridgeError
-from ._training import default_max_epochs, train_scvi
+from ._training import DEFAULT_PRESET, train_scvi, training_record
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -37,6 +37,7 @@ def integrate(
     n_top_genes: int = 2000,
     n_latent: int = 10,
     max_epochs: int | None = None,
+    preset: str = DEFAULT_PRESET,
     seed: int = 0,
     feature_types: Sequence[str] | None = GEX_FEATURE_TYPES,
     n_neighbors: int = 15,
@@ -72,7 +73,11 @@ def integrate(
     n_latent
         Dimension of the scVI latent space.
     max_epochs
-        Training epochs; default ``min(round(20000 / n_cells * 400), 400)``.
+        Training epochs (an upper bound when the preset stops early); default: the preset's schedule.
+    preset
+        Training schedule: ``"fast"`` (shorter schedule, bigger minibatches, early stopping; same model)
+        or ``"scvi-tools"`` (scvi-tools' defaults exactly: ``min(round(20000 / n_cells * 400), 400)``
+        epochs, minibatches of 128). See ``pyscvibridge._training``.
     seed
         Seed for scvi-tools (torch, numpy), the PCA and the UMAPs.
     feature_types
@@ -153,7 +158,6 @@ def integrate(
     sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
     logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
 
-    epochs = default_max_epochs(adata.n_obs) if max_epochs is None else int(max_epochs)
     model = train_scvi(
         adata,
         counts[:, np.flatnonzero(hvg)],
@@ -161,7 +165,8 @@ def integrate(
         categorical_covariate_keys=cat_covs,
         continuous_covariate_keys=cont_covs,
         n_latent=n_latent,
-        max_epochs=epochs,
+        max_epochs=max_epochs,
+        preset=preset,
         seed=seed,
         accelerator=accelerator,
         devices=devices,
@@ -188,7 +193,8 @@ def integrate(
             "counts": counts_where,
             "n_top_genes": n_top_genes,
             "n_latent": n_latent,
-            "max_epochs": epochs,
+            "max_epochs": training_record(model).get("max_epochs", max_epochs or 0),
+            "preset": preset,
             "seed": seed,
             "n_neighbors": n_neighbors,
             "accelerator": str(accelerator),
@@ -296,6 +302,7 @@ def _provenance(model, *, params: dict, n_genes_kept: int, n_hvg: int, seconds: 
         "params": params,
         "versions": versions,
         "epochs_run": len(history.get("elbo_train", ())),
+        "training": training_record(model),
         "history": history,
         "n_genes_kept": n_genes_kept,
         "n_hvg": n_hvg,

@@ -1,0 +1,126 @@
+"""Training presets: schedules, early stopping, provenance, and a standard scvi-tools model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyscvibridge import PyscvibridgeError
+from pyscvibridge._training import default_max_epochs, fast_max_epochs, train_scvi, training_plan
+
+
+@pytest.fixture(scope="module")
+def small():
+    """400 CellBench cells (80 per batch) x their 300 most expressed genes, raw counts in X."""
+    from pyscvibridge.datasets import cellbench
+
+    adata = cellbench()
+    rng = np.random.default_rng(0)
+    cells = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(adata.obs["batch"] == b), 80, replace=False)
+            for b in adata.obs["batch"].cat.categories
+        ]
+    )
+    adata = adata[np.sort(cells)].copy()
+    totals = np.asarray(adata.layers["counts"].sum(axis=0)).ravel()
+    genes = np.argsort(-totals)[:300]
+    return adata, adata.layers["counts"][:, genes]
+
+
+def _train(small, **kw):
+    adata, counts = small
+    args = {
+        "batch_key": "batch",
+        "n_latent": 4,
+        "max_epochs": 3,
+        "seed": 0,
+        "accelerator": "cpu",
+        "devices": 1,
+        "progress": False,
+        "model_kwargs": {},
+        "train_kwargs": {},
+    }
+    args.update(kw)
+    return train_scvi(adata, counts, **args)
+
+
+def test_scvi_tools_preset_is_scvi_tools_defaults():
+    plan = training_plan("scvi-tools", 1408)
+    assert plan["max_epochs"] == default_max_epochs(1408) == 400
+    assert (plan["batch_size"], plan["lr"], plan["n_epochs_kl_warmup"]) == (128, 1e-3, 400)
+    assert plan["early_stopping"] is False
+    assert training_plan("scvi-tools", 40000)["max_epochs"] == 200
+
+
+def test_fast_preset_schedule():
+    for n in (500, 1408, 14000, 100_000):
+        plan = training_plan("fast", n)
+        assert plan["max_epochs"] == fast_max_epochs(n) < default_max_epochs(n) or n > 50_000
+        assert plan["early_stopping"] is True
+        assert plan["batch_size"] > 128
+        assert plan["n_epochs_kl_warmup"] <= plan["max_epochs"]
+        assert plan["threads"] >= 1
+    # an explicit epoch count wins over either schedule
+    assert training_plan("fast", 1408, max_epochs=7)["max_epochs"] == 7
+    assert training_plan("scvi-tools", 1408, max_epochs=7)["max_epochs"] == 7
+
+
+def test_bad_preset_and_epochs():
+    with pytest.raises(PyscvibridgeError, match=r"Unknown preset 'quick'.*'fast', 'scvi-tools'"):
+        training_plan("quick", 100)
+    with pytest.raises(PyscvibridgeError, match="max_epochs must be a positive"):
+        training_plan("fast", 100, max_epochs=0)
+
+
+def test_fast_preset_trains_and_records(small):
+    model = _train(small)
+    rec = model._pyscvibridge_training
+    assert rec["preset"] == "fast"
+    assert rec["epochs_run"] == len(model.history["elbo_train"]) == 3
+    assert rec["stopped_early"] is False
+    assert rec["batch_size"] == training_plan("fast", 400)["batch_size"]
+    assert np.isfinite(model.history["elbo_validation"].to_numpy(dtype=float)).all()
+
+
+def test_early_stopping_stops(small):
+    # any epoch that does not improve the validation ELBO by 1e9 counts as no improvement
+    model = _train(
+        small, max_epochs=10, train_kwargs={"early_stopping_min_delta": 1e9, "early_stopping_patience": 2}
+    )
+    rec = model._pyscvibridge_training
+    assert rec["stopped_early"] is True
+    assert rec["epochs_run"] < 10
+    assert rec["epochs_run"] == len(model.history["elbo_train"])
+
+
+def test_model_is_standard_scvi(small, tmp_path):
+    import scvi
+
+    model = _train(small, max_epochs=2)
+    z = model.get_latent_representation()
+    model.save(tmp_path / "model", save_anndata=True)
+    loaded = scvi.model.SCVI.load(tmp_path / "model", accelerator="cpu")
+    assert type(loaded) is scvi.model.SCVI
+    assert loaded.is_trained
+    np.testing.assert_allclose(loaded.get_latent_representation(), z, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_integrate_records_preset(small):
+    import pyscvibridge as psb
+
+    adata, _ = small
+    out = psb.integrate(adata.copy(), "batch", n_top_genes=300, max_epochs=2, progress=False)
+    prov = out.uns["scvi_integration"]
+    assert prov["params"]["preset"] == "fast"
+    assert prov["params"]["max_epochs"] == 2
+    assert prov["training"]["preset"] == "fast"
+    assert prov["training"]["epochs_run"] == prov["epochs_run"] == 2
+    assert out.obsm["X_scVI"].shape == (adata.n_obs, 10)
+
+    ref = psb.integrate(
+        adata.copy(), "batch", n_top_genes=300, max_epochs=2, preset="scvi-tools", progress=False
+    )
+    assert ref.uns["scvi_integration"]["training"]["batch_size"] == 128
+    assert ref.uns["scvi_integration"]["params"]["preset"] == "scvi-tools"
