@@ -58,7 +58,7 @@ def test_fast_preset_schedule():
         plan = training_plan("fast", n)
         assert plan["max_epochs"] == fast_max_epochs(n) < default_max_epochs(n) or n > 50_000
         assert plan["early_stopping"] is True
-        assert plan["batch_size"] > 128
+        assert plan["lr"] > 1e-3
         assert plan["n_epochs_kl_warmup"] <= plan["max_epochs"]
         assert plan["threads"] >= 1
     # an explicit epoch count wins over either schedule
