@@ -1,4 +1,4 @@
-"""The ``pyscvibridge`` command line: integrate, convert, inspect, demo.
+"""The ``pyscvibridge`` command line: integrate, map, convert, inspect, demo.
 
 A thin layer: it parses arguments, checks paths before any long computation, calls the library and
 writes outputs atomically. A user error (a :class:`~pyscvibridge.PyscvibridgeError` or a bad
@@ -168,6 +168,9 @@ def cli(ctx: click.Context, quiet: bool, verbose: int) -> None:
       pyscvibridge inspect pbmc.rds
       pyscvibridge integrate pbmc.rds -o pbmc_scvi.h5ad --rds-out pbmc_scvi.rds \\
           --batch-key sample --labels-key cell_type --plots figures/ --metrics
+      pyscvibridge integrate ref.h5ad -o ref_scvi.h5ad --batch-key sample --labels-key cell_type \\
+          --scanvi --corrected-genes CD3E,MS4A1 --save-model ref_model/
+      pyscvibridge map query.rds --model ref_model/ --batch-key sample -o query_mapped.h5ad
       pyscvibridge convert pbmc.rds pbmc.h5ad
       pyscvibridge demo --out results/cellbench
     """
@@ -329,6 +332,19 @@ class Outputs:
     written: list[Path] = field(default_factory=list)
 
 
+@dataclass
+class Extras:
+    """What ``integrate`` does after scVI: scANVI, corrected expression, a saved model."""
+
+    scanvi: bool = False
+    unlabeled_category: str = "Unknown"
+    scanvi_epochs: int | None = None
+    corrected_genes: list[str] = field(default_factory=list)
+    transform_batch: str | None = None
+    save_model: Path | None = None
+    overwrite_model: bool = False
+
+
 def _run(
     settings: Settings,
     adata: ad.AnnData,
@@ -338,25 +354,92 @@ def _run(
     batch_key: str,
     labels_key: str | None,
     metrics: bool,
+    extras: Extras | None = None,
     **params,
 ) -> None:
-    """integrate -> metrics -> write the .h5ad (and .rds) -> plots; then a summary."""
+    """integrate (-> scANVI -> corrected expression -> saved model) -> metrics -> write -> plots; summary."""
     started = time.perf_counter()
     from ._checks import check_obs_key
     from ._workflow import integrate
 
+    extras = extras or Extras()
     # Everything that can be checked is checked before the long training.
     check_obs_key(adata, batch_key, "batch_key")
     if labels_key is not None:
         check_obs_key(adata, labels_key, "labels_key")
+    for key in params.get("categorical_covariate_keys") or ():
+        check_obs_key(adata, key, "--categorical-covariate")
+    for key in params.get("continuous_covariate_keys") or ():
+        check_obs_key(adata, key, "--continuous-covariate")
+    if extras.corrected_genes:
+        _check_genes(adata, extras.corrected_genes)
+    if extras.transform_batch is not None and extras.transform_batch != "all":
+        levels = set(map(str, adata.obs[batch_key].dropna().unique()))
+        if extras.transform_batch not in levels:
+            msg = (
+                f"--transform-batch {extras.transform_batch!r} is not a batch of {batch_key!r}: "
+                f"choose one of {_short(sorted(levels))}, or 'all'."
+            )
+            raise PyscvibridgeError(msg)
     if metrics:
         _check_metrics_possible(labels_key)
 
     _quiet_libraries(settings)
     # Libraries below print some messages (e.g. early stopping) on stdout: -q silences those too.
     silence = contextlib.redirect_stdout(io.StringIO()) if settings.quiet else contextlib.nullcontext()
+    added: list[str] = []
     with silence:
-        adata = integrate(adata, batch_key, labels_key=labels_key, progress=not settings.quiet, **params)
+        adata, model = integrate(
+            adata,
+            batch_key,
+            labels_key=labels_key,
+            progress=not settings.quiet,
+            return_model=True,
+            **params,
+        )
+        strategy = (params.get("train_kwargs") or {}).get("strategy")
+        if strategy is not None:
+            adata.uns["scvi_integration"]["params"]["strategy"] = str(strategy)
+        if extras.scanvi:
+            from ._scanvi import train_scanvi
+
+            adata, model = train_scanvi(
+                adata,
+                model,
+                labels_key=labels_key,
+                unlabeled_category=extras.unlabeled_category,
+                max_epochs=extras.scanvi_epochs,
+                seed=params.get("seed", 0),
+                accelerator=params.get("accelerator", "auto"),
+                devices=params.get("devices", "auto"),
+                progress=not settings.quiet,
+                train_kwargs=params.get("train_kwargs"),
+            )
+            rec = adata.uns["scanvi"]
+            added.append(
+                f"scANVI trained {rec['epochs_run']} epochs on {rec['n_labelled']:,} labelled cells "
+                f"({len(rec['classes'])} classes): .obsm['X_scANVI'], .obs['scanvi_prediction'] and "
+                f"['scanvi_probability'] (agrees with {100 * rec['labelled_agreement']:.1f}% of the known labels)"
+            )
+        if extras.corrected_genes:
+            from ._expression import corrected_expression
+
+            corrected_expression(
+                adata, model, genes=extras.corrected_genes, transform_batch=extras.transform_batch
+            )
+            as_batch = (
+                "" if extras.transform_batch is None else f", decoded as batch {extras.transform_batch!r}"
+            )
+            added.append(
+                f"batch-corrected normalised expression of {len(extras.corrected_genes)} genes{as_batch}: "
+                ".obsm['scvi_normalized']"
+            )
+    if extras.save_model is not None:
+        from ._query import save_model
+
+        path = save_model(adata, model, extras.save_model, overwrite=extras.overwrite_model)
+        added.append(f"the {type(model).__name__} model saved to {path} (.uns['scvi_model'])")
+        outputs.written.append(path)
 
     table = None
     if metrics:
@@ -399,6 +482,8 @@ def _run(
         f"scVI trained {prov['epochs_run']} epochs; the integration took {prov['seconds']:.0f} s, "
         f"everything {time.perf_counter() - started:.0f} s."
     )
+    for line in added:
+        settings.echo(f"Added {line}.")
     settings.echo("Wrote:")
     for path in outputs.written:
         settings.echo(f"  {path}")
@@ -409,6 +494,31 @@ def _run(
             "\nscib-metrics (higher is better; Total = 0.4 batch correction + 0.6 bio conservation):"
         )
         settings.echo(format_table(table))
+
+
+def _check_genes(adata: ad.AnnData, genes: list[str]) -> None:
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        few = ", ".join(repr(g) for g in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        msg = (
+            f"--corrected-genes: {len(missing)} of {len(genes)} genes are not in the data: {few}. "
+            f"Gene names look like {', '.join(map(repr, adata.var_names[:3]))}."
+        )
+        raise PyscvibridgeError(msg)
+
+
+def _check_model_dir(path: Path, overwrite: bool) -> None:
+    """--save-model: a new or empty directory (or --overwrite-model), in a writable place."""
+    if path.exists() and not path.is_dir():
+        msg = f"--save-model {str(path)!r} is a file; give a directory for the model."
+        raise PyscvibridgeError(msg)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        msg = (
+            f"--save-model directory {str(path)!r} exists and is not empty; "
+            "choose another directory or pass --overwrite-model."
+        )
+        raise PyscvibridgeError(msg)
+    check_writable_dir(path.parent, "the parent directory of --save-model")
 
 
 def _check_metrics_possible(labels_key: str | None) -> None:
@@ -518,9 +628,75 @@ def integrate_options(f):
     help="Score unintegrated PCA, scVI and Harmony with scib-metrics; writes metrics.csv and "
     "metrics_table.png (into --plots DIR, else next to --output) and prints the table.",
 )
+@click.option(
+    "--categorical-covariate",
+    "categorical_covariates",
+    multiple=True,
+    metavar="COLUMN",
+    help="Cell metadata column scVI also conditions on besides the batch (e.g. donor); repeatable.",
+)
+@click.option(
+    "--continuous-covariate",
+    "continuous_covariates",
+    multiple=True,
+    metavar="COLUMN",
+    help="Numeric cell metadata column scVI conditions on (e.g. percent mitochondrial counts); repeatable.",
+)
+@click.option(
+    "--scanvi",
+    is_flag=True,
+    help="Continue with scANVI from the trained scVI model (needs --labels-key): adds X_scANVI, "
+    "obs['scanvi_prediction'] and obs['scanvi_probability'].",
+)
+@click.option(
+    "--unlabeled-category",
+    default="Unknown",
+    show_default=True,
+    metavar="LABEL",
+    help="With --scanvi: the label of cells whose type is unknown (NA counts as unknown too).",
+)
+@click.option(
+    "--scanvi-epochs",
+    type=click.IntRange(min=1),
+    help="With --scanvi: scANVI training epochs [default: scvi-tools' schedule].",
+)
+@click.option(
+    "--corrected-genes",
+    metavar="GENE,GENE",
+    help="Write the batch-corrected normalised expression (scVI's decoder, library size 1e4) of these "
+    "highly variable genes to obsm['scvi_normalized'], a cells x genes table; comma-separated.",
+)
+@click.option(
+    "--transform-batch",
+    metavar="BATCH",
+    help="With --corrected-genes: decode every cell as if from this batch ('all': average over the "
+    "batches) [default: each cell's own batch].",
+)
+@click.option(
+    "--save-model",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Save the trained model (scANVI with --scanvi, else scVI) in scvi-tools' format to this new or "
+    "empty directory, for 'pyscvibridge map'; recorded in uns['scvi_model'].",
+)
+@click.option(
+    "--overwrite-model", is_flag=True, help="With --save-model: replace a non-empty model directory."
+)
+@click.option(
+    "--strategy",
+    metavar="NAME",
+    help="Lightning training strategy, e.g. ddp, ddp_spawn, ddp_find_unused_parameters_true (with "
+    "--devices N for several GPUs or CPU processes) [default: Lightning's].",
+)
 @click.pass_obj
 def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_kind, batch_key, **kw) -> None:
-    """Integrate the batches of INPUT (.rds with a Seurat object or SingleCellExperiment, or .h5ad) with scVI."""
+    """Integrate the batches of INPUT (.rds with a Seurat object or SingleCellExperiment, or .h5ad) with scVI.
+
+    Optionally continue with scANVI (--scanvi), add batch-corrected expression of chosen genes
+    (--corrected-genes) and save the model (--save-model) to map new samples onto it later
+    ('pyscvibridge map').
+    """
+    extras = _extras(kw)
     _input_path(input_path)
     _output_path(output, ".h5ad", "--output", (input_path,))
     if rds_out is not None:
@@ -533,6 +709,12 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
         check_writable_dir(plots_dir, "--plots directory")
     if metrics:
         _check_metrics_possible(kw["labels_key"])
+    if extras.save_model is not None:
+        _check_model_dir(extras.save_model, extras.overwrite_model)
+        for p in (output, rds_out):
+            if p is not None and p.resolve() == extras.save_model.resolve():
+                msg = "--save-model must be a directory of its own, not an output file."
+                raise PyscvibridgeError(msg)
     outputs = Outputs(
         h5ad=output,
         rds=rds_out,
@@ -544,7 +726,172 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     if kw["preset"] is None:
         del kw["preset"]  # the library's default
     adata, robj = _read(input_path)
-    _run(settings, adata, robj, outputs, batch_key=batch_key, metrics=metrics, **kw)
+    _run(settings, adata, robj, outputs, batch_key=batch_key, metrics=metrics, extras=extras, **kw)
+
+
+def _extras(kw: dict) -> Extras:
+    """Take integrate's post-scVI options out of ``kw`` (checking how they combine); adapt the rest."""
+    genes = kw.pop("corrected_genes")
+    extras = Extras(
+        scanvi=kw.pop("scanvi"),
+        unlabeled_category=kw.pop("unlabeled_category"),
+        scanvi_epochs=kw.pop("scanvi_epochs"),
+        corrected_genes=[] if genes is None else [g.strip() for g in genes.split(",") if g.strip()],
+        transform_batch=kw.pop("transform_batch"),
+        save_model=kw.pop("save_model"),
+        overwrite_model=kw.pop("overwrite_model"),
+    )
+    if extras.scanvi and kw["labels_key"] is None:
+        msg = "--scanvi needs --labels-key: scANVI learns from the known cell labels in that column."
+        raise click.UsageError(msg)
+    if extras.scanvi_epochs is not None and not extras.scanvi:
+        msg = "--scanvi-epochs is for --scanvi."
+        raise click.UsageError(msg)
+    if genes is not None and not extras.corrected_genes:
+        msg = "--corrected-genes is empty: name genes separated by commas, e.g. --corrected-genes CD3E,MS4A1."
+        raise click.UsageError(msg)
+    if extras.corrected_genes:
+        extras.corrected_genes = list(dict.fromkeys(extras.corrected_genes))
+    if extras.transform_batch is not None and not extras.corrected_genes:
+        msg = "--transform-batch is for --corrected-genes."
+        raise click.UsageError(msg)
+    if extras.overwrite_model and extras.save_model is None:
+        msg = "--overwrite-model is for --save-model."
+        raise click.UsageError(msg)
+    cat, cont = kw.pop("categorical_covariates"), kw.pop("continuous_covariates")
+    if cat:
+        kw["categorical_covariate_keys"] = list(cat)
+    if cont:
+        kw["continuous_covariate_keys"] = list(cont)
+    strategy = kw.pop("strategy")
+    if strategy is not None:
+        kw["train_kwargs"] = {"strategy": strategy}
+    return extras
+
+
+# ---------------------------------------------------------------- map
+
+
+@cli.command("map", short_help="Map new samples onto a saved model: .rds/.h5ad query in, .h5ad out.")
+@click.argument("query_path", metavar="QUERY", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="A model directory written by 'pyscvibridge integrate --save-model DIR' (scVI or scANVI).",
+)
+@click.option(
+    "--batch-key", required=True, metavar="COLUMN", help="Cell metadata column with the query's batches."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Mapped query to write (.h5ad): X_scVI in the reference's latent space, X_umap, and for a "
+    "scANVI model X_scANVI and obs['scanvi_prediction'] / ['scanvi_probability'].",
+)
+@click.option(
+    "--layer",
+    metavar="NAME",
+    help="Layer with raw counts (default: 'counts' if present, else X).",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    help="Query training epochs [default: min(round(20000 / n_cells * 400), 400)].",
+)
+@click.option(
+    "--labels-key",
+    metavar="COLUMN",
+    help="Query column with known labels: with a scANVI model, report how often the predictions agree.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (scvi-tools, UMAP).")
+@click.option(
+    "--accelerator",
+    type=click.Choice(["auto", "cpu", "gpu", "cuda", "mps"], case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Lightning accelerator for training.",
+)
+@click.option(
+    "--devices",
+    default="auto",
+    show_default=True,
+    help="Lightning devices: a count, ids like '0,1', or auto.",
+)
+@click.pass_obj
+def map_(
+    settings: Settings,
+    query_path: Path,
+    model_dir: Path,
+    batch_key: str,
+    output: Path,
+    layer: str | None,
+    max_epochs: int | None,
+    labels_key: str | None,
+    seed: int,
+    accelerator: str,
+    devices: str,
+) -> None:
+    """Map the cells of QUERY (.rds or .h5ad) onto a saved reference model (scArches).
+
+    Genes are matched by name (Seurat's '_' -> '-' renames included); only the new batches' weights are
+    trained. With a scANVI model the query also gets predicted labels.
+    """
+    started = time.perf_counter()
+    _input_path(query_path)
+    _output_path(output, ".h5ad", "--output", (query_path,))
+    if not (model_dir / "model.pt").is_file():
+        what = "does not exist" if not model_dir.exists() else "holds no model.pt"
+        msg = (
+            f"--model {str(model_dir)!r} {what}: give a directory written by "
+            "'pyscvibridge integrate --save-model DIR'."
+        )
+        raise PyscvibridgeError(msg)
+    from ._checks import check_obs_key
+    from ._query import map_query
+
+    query, _ = _read(query_path)
+    check_obs_key(query, batch_key, "batch_key")
+    if labels_key is not None:
+        check_obs_key(query, labels_key, "labels_key")
+    _quiet_libraries(settings)
+    silence = contextlib.redirect_stdout(io.StringIO()) if settings.quiet else contextlib.nullcontext()
+    with silence:
+        query = map_query(
+            query,
+            model_dir,
+            batch_key=batch_key,
+            layer=layer,
+            max_epochs=max_epochs,
+            seed=seed,
+            accelerator=accelerator,
+            devices=_devices(devices),
+            progress=not settings.quiet,
+        )
+    _write_h5ad(query, output)
+
+    rec = query.uns["scvi_query"]
+    renamed = len(rec["renamed_genes"]["query"])
+    settings.echo(
+        f"Mapped {query.n_obs:,} cells of {query.obs[batch_key].nunique()} batches of {batch_key!r} onto the "
+        f"{rec['model_class']} model in {rec['model_dir']}: {rec['n_shared_genes']:,} of its "
+        f"{rec['n_reference_genes']:,} genes found"
+        + (f" ({renamed:,} by '_' -> '-')" if renamed else "")
+        + f"; trained {rec['epochs_run']} epochs; everything {time.perf_counter() - started:.0f} s."
+    )
+    if "scanvi_prediction" in query.obs:
+        counts = query.obs["scanvi_prediction"].value_counts()
+        settings.echo("Predicted labels: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+        if labels_key is not None:
+            agree = float(
+                (query.obs["scanvi_prediction"].astype(str) == query.obs[labels_key].astype(str)).mean()
+            )
+            settings.echo(f"The predictions agree with {labels_key!r} for {100 * agree:.1f}% of the cells.")
+    settings.echo(f"Wrote:\n  {output}")
 
 
 # ---------------------------------------------------------------- convert, inspect, demo

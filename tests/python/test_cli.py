@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pyscvibridge import __version__
 from pyscvibridge.cli import cli
 
-COMMANDS = ("integrate", "convert", "inspect", "demo")
+COMMANDS = ("integrate", "map", "convert", "inspect", "demo")
 
 
 @pytest.fixture
@@ -112,12 +112,13 @@ def test_inspect_flags_normalised_values(runner, small_h5ad):
     assert "log-normalised" in result.output
 
 
-@pytest.mark.parametrize("command", ["inspect", "integrate", "convert"])
+@pytest.mark.parametrize("command", ["inspect", "integrate", "convert", "map"])
 def test_nonexistent_input(runner, tmp_path, command):
     args = {
         "inspect": [],
         "integrate": ["-o", str(tmp_path / "out.h5ad"), "--batch-key", "batch"],
         "convert": [str(tmp_path / "out.rds")],
+        "map": ["-o", str(tmp_path / "out.h5ad"), "--batch-key", "batch", "--model", str(tmp_path)],
     }[command]
     line = _one_line_error(runner.invoke(cli, [command, str(tmp_path / "nope.h5ad"), *args]))
     assert "No such file" in line
