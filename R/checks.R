@@ -143,3 +143,37 @@
     devices = .check_devices(devices, call = call)
   )
 }
+
+# scANVI and model-saving options, checked before any training starts.
+.scanvi_args <- function(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model,
+                         call = parent.frame()) {
+  scanvi <- .check_flag(scanvi, "scanvi", call = call)
+  if (scanvi && is.null(labels_key)) {
+    cli::cli_abort(
+      c(
+        "{.code scanvi = TRUE} needs {.arg labels_key}: the cell-metadata column with the known cell labels.",
+        "i" = "Cells whose label is {.arg unlabeled_category} ({.val {unlabeled_category}}) or NA are predicted."
+      ),
+      class = "pyscvibridge_error",
+      call = call
+    )
+  }
+  .check_string(unlabeled_category, "unlabeled_category", call = call)
+  .check_string(save_model, "save_model", null_ok = TRUE, call = call)
+  if (!is.null(save_model) && dir.exists(save_model) && length(list.files(save_model, all.files = TRUE, no.. = TRUE))) {
+    cli::cli_abort(
+      c(
+        "{.arg save_model} {.path {save_model}} already exists and is not empty.",
+        "i" = "Choose a new directory, or delete that one first."
+      ),
+      class = "pyscvibridge_error",
+      call = call
+    )
+  }
+  list(
+    scanvi = scanvi,
+    unlabeled_category = unlabeled_category,
+    scanvi_epochs = .check_count(scanvi_epochs, "scanvi_epochs", null_ok = TRUE, call = call),
+    save_model = if (is.null(save_model)) NULL else normalizePath(save_model, mustWork = FALSE)
+  )
+}

@@ -22,14 +22,15 @@
 #'
 #' @section SingleCellExperiment:
 #' Adds the reduced dimensions `scVI` and `UMAP_scVI`, and the provenance to
-#' `metadata(object)$scVI`.
+#' `metadata(object)$scVI`; with `scanvi = TRUE`, also the reduced dimensions `scANVI` and
+#' `UMAP_scANVI` and the `colData` columns `scanvi_prediction` and `scanvi_probability`.
 #'
 #' @param object A `Seurat` object or a `SingleCellExperiment`.
 #' @param batch_key Name of the cell-metadata column (`meta.data` / `colData`) that holds the batch
 #'   (sample, protocol, ...) to integrate over. For a Seurat v5 object with split layers it may be
 #'   left `NULL` to integrate over the split.
 #' @param labels_key Optional cell-metadata column with known cell labels; recorded with the
-#'   results (it is not used in training).
+#'   results. scVI does not use it; scANVI (`scanvi = TRUE`) learns from it.
 #' @param assay Seurat: the assay to use (default: the default assay). SingleCellExperiment: the
 #'   assay holding raw counts (default `"counts"`).
 #' @param layer Seurat only: the layer (v5) or slot (v4) holding raw counts, `"counts"` by default.
@@ -46,6 +47,15 @@
 #' @param seed Random seed (scvi-tools, PCA, UMAP): the same seed gives the same result.
 #' @param accelerator `"auto"`, `"cpu"` or `"gpu"`; passed to Lightning.
 #' @param devices `"auto"`, a number of devices, or device ids; passed to Lightning.
+#' @param scanvi Continue with scANVI (scvi-tools' semi-supervised model, started from the trained
+#'   scVI model) on the labels in `labels_key`, and predict every cell's label. Needs `labels_key`.
+#' @param unlabeled_category The label value meaning "unknown" in `labels_key`; those cells (and
+#'   cells with NA) are unlabelled in scANVI training.
+#' @param scanvi_epochs scANVI training epochs; `NULL` uses scvi-tools' rule for a pretrained
+#'   model (between 2 and 10).
+#' @param save_model Optional path of a directory (new or empty) to save the trained model in, in
+#'   scvi-tools' format (the scANVI model when `scanvi = TRUE`); its path is recorded in the
+#'   provenance (`$model$path`).
 #' @param verbose Report the steps and the training progress (epochs, ELBO, time left) as
 #'   messages. `FALSE` prints nothing.
 #' @param ... Must be empty; there to catch misspelled arguments.

@@ -6,8 +6,9 @@ RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, a
                                          categorical_covariate_keys = NULL,
                                          continuous_covariate_keys = NULL, n_top_genes = 2000,
                                          n_latent = 10, max_epochs = NULL, preset = NULL, seed = 0,
-                                         accelerator = "auto", devices = "auto", verbose = TRUE,
-                                         ...) {
+                                         accelerator = "auto", devices = "auto", scanvi = FALSE,
+                                         unlabeled_category = "Unknown", scanvi_epochs = NULL,
+                                         save_model = NULL, verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   .need_packages(c("SingleCellExperiment", "SummarizedExperiment", "S4Vectors"))
@@ -42,7 +43,8 @@ RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, a
       meta, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
       n_top_genes, n_latent, max_epochs, seed, accelerator, devices,
       what = "colData"
-    )
+    ),
+    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model)
   )
   out <- .call_door("run_integrate", object, args,
     verbose = verbose, arguments = c(layer = "assay"), call = call

@@ -7,7 +7,8 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
                            layer = "counts", categorical_covariate_keys = NULL,
                            continuous_covariate_keys = NULL, n_top_genes = 2000, n_latent = 10,
                            max_epochs = NULL, preset = NULL, seed = 0, accelerator = "auto",
-                           devices = "auto", verbose = TRUE, ...) {
+                           devices = "auto", scanvi = FALSE, unlabeled_category = "Unknown",
+                           scanvi_epochs = NULL, save_model = NULL, verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
@@ -46,7 +47,8 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
     .integrate_args(
       meta, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
       n_top_genes, n_latent, max_epochs, seed, accelerator, devices
-    )
+    ),
+    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model)
   )
   out <- .call_door("run_integrate", object, args, verbose = verbose, call = call)
   .check_seurat_result(object, out$result, assay)

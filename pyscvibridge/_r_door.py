@@ -47,6 +47,16 @@ _NOISY_LOGGERS = (
 )
 
 
+_REDUCTIONS = {
+    "seurat": {"X_scVI": "scVI", "X_umap": "umap.scVI"},
+    "sce": {"X_scVI": "scVI", "X_umap": "UMAP_scVI"},
+}
+_SCANVI_REDUCTIONS = {
+    "seurat": {"X_scANVI": "scANVI", "X_umap_scANVI": "umap.scANVI"},
+    "sce": {"X_scANVI": "scANVI", "X_umap_scANVI": "UMAP_scANVI"},
+}
+
+
 class _PyscvibridgeArgError(PyscvibridgeError):
     """A PyscvibridgeError that names the R argument to blame."""
 
@@ -72,6 +82,11 @@ def run_integrate(
     seed: int = 0,
     accelerator: str = "auto",
     devices: int | str | list[int] = "auto",
+    scanvi: bool = False,
+    unlabeled_category: str = "Unknown",
+    scanvi_epochs: int | None = None,
+    save_model: str | None = None,
+    overwrite: bool = False,
     verbose: bool = True,
     emit: Emit | None = None,
 ) -> dict[str, Any]:
@@ -96,6 +111,12 @@ def run_integrate(
         As for :func:`pyscvibridge.integrate`.
     preset
         As for :func:`pyscvibridge.integrate`; ``None`` uses its default.
+    scanvi, unlabeled_category, scanvi_epochs
+        Continue with scANVI on ``labels_key`` (:func:`pyscvibridge.train_scanvi`, ``max_epochs=scanvi_epochs``):
+        adds the ``scANVI`` reductions and the ``scanvi_prediction`` / ``scanvi_probability`` columns.
+    save_model, overwrite
+        A directory to save the trained model in (:func:`pyscvibridge.save_model`; the scANVI model when
+        ``scanvi``); its path is recorded in the provenance (``model``).
     verbose
         Report the steps and the training progress through ``emit``; when false, nothing is printed.
     emit
@@ -121,6 +142,11 @@ def run_integrate(
                     "seed": int(seed),
                     "accelerator": str(accelerator),
                     "devices": devices,
+                    "scanvi": bool(scanvi),
+                    "unlabeled_category": str(unlabeled_category),
+                    "scanvi_epochs": None if scanvi_epochs is None else int(scanvi_epochs),
+                    "save_model": None if save_model is None else str(save_model),
+                    "overwrite": bool(overwrite),
                 },
                 say=say,
             )
@@ -149,6 +175,9 @@ def _run_integrate(
     from ._checks import counts_problem
     from ._workflow import UNS_KEY, integrate
 
+    if params["scanvi"] and labels_key is None:
+        msg = "scanvi = TRUE needs labels_key: the cell-metadata column with the known labels."
+        raise _PyscvibridgeArgError(msg, "labels_key")
     started = time.perf_counter()
     env = _bridge_env(bridge)
     obj = env["object"]
@@ -186,7 +215,7 @@ def _run_integrate(
     progress = _ProgressCallback(say)
     optional = {"preset": params["preset"]} if params["preset"] is not None else {}
     t0 = time.perf_counter()
-    adata = integrate(
+    adata, model = integrate(
         adata,
         batch_key,
         labels_key=labels_key,
@@ -201,11 +230,40 @@ def _run_integrate(
         devices=params["devices"],
         progress=False,
         train_kwargs={"callbacks": [progress.callback()]},
+        return_model=True,
         **optional,
     )
+    provenance = dict(adata.uns[UNS_KEY])
+    reductions = dict(_REDUCTIONS[kind])
+    obs_columns: list[str] = []
+    if params["scanvi"]:
+        from ._scanvi import UNS_KEY as SCANVI_KEY
+        from ._scanvi import train_scanvi
+
+        adata, model = train_scanvi(
+            adata,
+            model,
+            labels_key=labels_key,
+            unlabeled_category=params["unlabeled_category"],
+            max_epochs=params["scanvi_epochs"],
+            seed=params["seed"],
+            accelerator=params["accelerator"],
+            devices=params["devices"],
+            progress=False,
+            train_kwargs={"callbacks": [_ProgressCallback(say, "scANVI").callback()]},
+        )
+        provenance["scanvi"] = dict(adata.uns[SCANVI_KEY])
+        reductions.update(_SCANVI_REDUCTIONS[kind])
+        obs_columns = ["scanvi_prediction", "scanvi_probability"]
+    if params["save_model"] is not None:
+        from ._query import MODEL_UNS_KEY
+        from ._query import save_model as _save_model
+
+        path = _save_model(adata, model, params["save_model"], overwrite=params["overwrite"])
+        provenance["model"] = dict(adata.uns[MODEL_UNS_KEY])
+        say(f"Saved the {type(model).__name__} model to {path}")
     integrate_s = time.perf_counter() - t0
 
-    provenance = dict(adata.uns[UNS_KEY])
     provenance["bridge"] = {
         "object": what,
         "assay": assay_used,
@@ -216,13 +274,21 @@ def _run_integrate(
     }
     t0 = time.perf_counter()
     result = convert.add_results(
-        obj, adata, assay=assay_used if kind == "seurat" else None, misc=provenance, misc_key="scVI"
+        obj,
+        adata,
+        reductions=reductions,
+        assay=assay_used if kind == "seurat" else None,
+        misc=provenance,
+        misc_key="scVI",
+        obs_columns=obs_columns,
     )
     env["result"] = result
     write_s = time.perf_counter() - t0
-    names = "'scVI', 'umap.scVI'" if kind == "seurat" else "'scVI', 'UMAP_scVI'"
+    names = ", ".join(repr(v) for v in reductions.values())
+    columns = f", the columns {', '.join(repr(c) for c in obs_columns)}" if obs_columns else ""
     say(
-        f"Added the reductions {names} and the provenance ('scVI' in {'@misc' if kind == 'seurat' else 'metadata()'})"
+        f"Added the reductions {names}{columns} and the provenance "
+        f"('scVI' in {'@misc' if kind == 'seurat' else 'metadata()'})"
     )
     return {
         "n_cells": n_cells,
@@ -358,13 +424,15 @@ class _SayHandler(logging.Handler):
 class _ProgressCallback:
     """Training progress as R messages: about ten lines per run, with the ELBO and the time left."""
 
-    def __init__(self, say: Emit):
+    def __init__(self, say: Emit, name: str = "scVI"):
         self.say = say
+        self.name = name
 
     def callback(self):
         from lightning.pytorch.callbacks import Callback
 
         say = self.say
+        name = self.name
 
         class _RProgress(Callback):
             def on_train_start(self, trainer, pl_module):
@@ -381,14 +449,14 @@ class _ProgressCallback:
                 elbo = metrics.get("elbo_validation", metrics.get("elbo_train"))
                 elbo_txt = f", ELBO {float(elbo):.1f}" if elbo is not None else ""
                 say(
-                    f"scVI epoch {epoch}/{trainer.max_epochs}{elbo_txt} "
+                    f"{name} epoch {epoch}/{trainer.max_epochs}{elbo_txt} "
                     f"({_duration(elapsed)} so far, about {_duration(left)} left)"
                 )
 
             def on_train_end(self, trainer, pl_module):
                 epoch = trainer.current_epoch
                 if trainer.max_epochs is not None and 0 < epoch < trainer.max_epochs:
-                    say(f"scVI stopped early after {epoch} of {trainer.max_epochs} epochs")
+                    say(f"{name} stopped early after {epoch} of {trainer.max_epochs} epochs")
 
         return _RProgress()
 

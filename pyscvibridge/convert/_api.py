@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +145,7 @@ def add_results(
     assay: str | None = None,
     misc: Mapping | None = None,
     misc_key: str = "scVI",
+    obs_columns: Sequence[str] | None = None,
 ):
     """Return a copy of the R object ``obj`` with embeddings from ``adata`` added; no matrix is copied back.
 
@@ -163,6 +164,10 @@ def add_results(
     misc
         Nested dict of plain values (str, numbers, bools, lists, arrays) stored as
         ``obj@misc[[misc_key]]`` (Seurat) or ``metadata(sce)[[misc_key]]`` (SCE).
+    obs_columns
+        Names of ``adata.obs`` columns to add to the cell metadata (``meta.data`` / ``colData``),
+        in the object's cell order; categoricals become factors with the same levels. A column of
+        that name already there is replaced; the other columns are left as they are.
 
     Returns
     -------
@@ -181,7 +186,11 @@ def add_results(
             msg = f"adata.obsm has no {key!r} (it has {sorted(adata.obsm)!r})"
             raise PyscvibridgeError(msg)
         todo[key] = name
-    if not todo and misc is None:
+    obs_columns = list(obs_columns or [])
+    if missing := [c for c in obs_columns if c not in adata.obs.columns]:
+        msg = f"adata.obs has no column {missing[0]!r} (it has {list(adata.obs.columns)!r})"
+        raise PyscvibridgeError(msg)
+    if not todo and misc is None and not obs_columns:
         msg = f"nothing to add: adata.obsm has none of {sorted(reductions)!r} and no misc was given"
         raise PyscvibridgeError(msg)
 
@@ -224,6 +233,14 @@ def add_results(
             )
             out = _r.call(".pysb_add_reduction_sce", out, _r.r_str([name]), rmat)
             logger.info("added reducedDim %r from .obsm[%r]", name, key)
+    if obs_columns:
+        from ._frames import pandas_to_r_data_frame
+
+        frame = adata.obs[obs_columns].iloc[order]
+        rdf = pandas_to_r_data_frame(frame, row_names=_r.r_str(cells))
+        fn = ".pysb_add_obs_seurat" if kind == "Seurat" else ".pysb_add_obs_sce"
+        out = _r.call(fn, out, rdf)
+        logger.info("added cell-metadata column(s) %s", ", ".join(repr(c) for c in obs_columns))
     if misc is not None:
         from ._values import to_r_value
 

@@ -155,6 +155,20 @@
   obj
 }
 
+# New cell-metadata columns (a data.frame in the object's cell order); same-named columns are
+# replaced, the others are left as they are.
+.pysb_add_obs_seurat <- function(obj, df) {
+  for (col in names(df)) obj@meta.data[[col]] <- df[[col]]
+  obj
+}
+
+.pysb_add_obs_sce <- function(sce, df) {
+  cd <- SummarizedExperiment::colData(sce)
+  for (col in names(df)) cd[[col]] <- df[[col]]
+  SummarizedExperiment::colData(sce) <- cd
+  sce
+}
+
 .pysb_add_reduction_sce <- function(sce, name, emb) {
   SingleCellExperiment::reducedDim(sce, name) <- emb
   sce

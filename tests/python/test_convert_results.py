@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pyscvibridge import PyscvibridgeError
@@ -131,3 +132,53 @@ def test_add_results_to_sce(r, rglobal):
         """
     )
     assert all(unchanged)
+
+
+def _with_predictions(adata):
+    rng = np.random.default_rng(3)
+    adata.obs["scanvi_prediction"] = pd.Categorical(
+        rng.choice(["z", "a", "m"], adata.n_obs), categories=["z", "a", "m"]
+    )
+    adata.obs["scanvi_probability"] = rng.uniform(size=adata.n_obs)
+    return adata
+
+
+def test_add_results_obs_columns_to_seurat(r, rglobal, read_r, v5_joined_path):
+    obj = read_r(v5_joined_path)
+    adata = _with_predictions(_with_results(from_r(obj)))
+    shuffled = adata[np.random.default_rng(1).permutation(adata.n_obs)].copy()
+    new = add_results(obj, shuffled, obs_columns=["scanvi_prediction", "scanvi_probability"])
+    rglobal["old"], rglobal["new"] = obj, new
+    old_cols = list(r("colnames(old@meta.data)"))
+    assert list(r("colnames(new@meta.data)")) == [*old_cols, "scanvi_prediction", "scanvi_probability"]
+    assert list(r("levels(new@meta.data$scanvi_prediction)")) == ["z", "a", "m"]
+    assert list(r("as.character(new@meta.data$scanvi_prediction)")) == list(
+        adata.obs["scanvi_prediction"].astype(str)
+    )
+    np.testing.assert_array_equal(
+        np.asarray(r("new@meta.data$scanvi_probability")), adata.obs["scanvi_probability"].to_numpy()
+    )
+    assert r("identical(new@meta.data[, colnames(old@meta.data)], old@meta.data)")[0]
+
+
+def test_add_results_obs_columns_to_sce_and_replaces_same_name(r, rglobal):
+    sce = r(
+        """
+        suppressMessages(library(SingleCellExperiment))
+        m <- matrix(rpois(200, 2), 20, 10, dimnames = list(paste0("g", 1:20), paste0("c", 1:10)))
+        SingleCellExperiment(list(counts = m), colData = DataFrame(b = factor(rep(c("y", "x"), 5)),
+                                                                   scanvi_probability = 0))
+        """
+    )
+    adata = _with_predictions(from_r(sce))
+    new = add_results(sce, adata[::-1].copy(), obs_columns=["scanvi_prediction", "scanvi_probability"])
+    rglobal["old"], rglobal["new"] = sce, new
+    assert list(r("colnames(colData(new))")) == ["b", "scanvi_probability", "scanvi_prediction"]
+    assert r("identical(colData(new)$b, colData(old)$b)")[0]
+    assert list(r("levels(colData(new)$scanvi_prediction)")) == ["z", "a", "m"]
+    np.testing.assert_array_equal(
+        np.asarray(r("colData(new)$scanvi_probability")), adata.obs["scanvi_probability"].to_numpy()
+    )
+    assert list(r("reducedDimNames(new)")) == []
+    with pytest.raises(PyscvibridgeError, match=r"adata\.obs has no column .nope."):
+        add_results(sce, adata, obs_columns=["nope"])

@@ -96,3 +96,15 @@ def test_split_layers_default_to_the_split_column(r, bridge, v5_split_path):
     assert answer["info"]["batch_key"] == "split_layer"
     env = f'get("{name}", envir = globalenv())'
     assert tuple(r(f"dim({env}$result@reductions$umap.scVI@cell.embeddings)")) == (400, 2)
+
+
+def test_run_integrate_scanvi_needs_labels_key(r, bridge, pbmc_small_path):
+    name = bridge(pbmc_small_path)
+    answer = _r_door.run_integrate(
+        name, kind="seurat", assay=None, layer="counts", batch_key="groups", scanvi=True, verbose=False
+    )
+    assert answer["ok"] is False
+    assert answer["argument"] == "labels_key"
+    assert "scanvi = TRUE needs labels_key" in answer["error"]
+    env = f'get("{name}", envir = globalenv())'
+    assert list(r(f'exists("result", envir = {env})')) == [False]
