@@ -177,3 +177,52 @@
     save_model = if (is.null(save_model)) NULL else normalizePath(save_model, mustWork = FALSE)
   )
 }
+
+# Genes for corrected expression: a character vector of the object's features; transform_batch:
+# NULL, "all", or levels of the batch column (not checked when the batch comes from a split).
+.expression_args <- function(corrected_genes, transform_batch, features, batches, call = parent.frame()) {
+  if (is.null(corrected_genes)) {
+    if (!is.null(transform_batch)) {
+      cli::cli_abort(
+        "{.arg transform_batch} applies to corrected expression; give the genes in {.arg corrected_genes}.",
+        class = "pyscvibridge_error", call = call
+      )
+    }
+    return(list())
+  }
+  if (!is.character(corrected_genes) || !length(corrected_genes) || anyNA(corrected_genes)) {
+    cli::cli_abort("{.arg corrected_genes} must be a character vector of gene names.", class = "pyscvibridge_error", call = call)
+  }
+  unknown <- setdiff(corrected_genes, features)
+  if (length(unknown)) {
+    cli::cli_abort(
+      c(
+        "{.arg corrected_genes}: {length(unknown)} gene{?s} {?is/are} not in the object: {.val {utils::head(unknown, 5)}}.",
+        "i" = "Use names as in {.code rownames()} of the object, e.g. {.val {utils::head(features, 3)}}."
+      ),
+      class = "pyscvibridge_error",
+      call = call
+    )
+  }
+  if (!is.null(transform_batch)) {
+    if (!is.character(transform_batch) || !length(transform_batch) || anyNA(transform_batch)) {
+      cli::cli_abort("{.arg transform_batch} must be {.val all} or batch names.", class = "pyscvibridge_error", call = call)
+    }
+    if (!is.null(batches) && !identical(transform_batch, "all")) {
+      unknown <- setdiff(transform_batch, batches)
+      if (length(unknown)) {
+        cli::cli_abort(
+          c(
+            "{.arg transform_batch} {.val {unknown}} {?is/are} not a batch.",
+            "i" = "Batches: {.val {batches}}; or {.val all} to average over all of them."
+          ),
+          class = "pyscvibridge_error",
+          call = call
+        )
+      }
+    }
+  }
+  list(corrected_genes = as.list(unique(corrected_genes)), transform_batch = if (is.null(transform_batch)) NULL else as.list(transform_batch))
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

@@ -20,10 +20,17 @@
 #' objects; with split v5 layers (`counts.<batch>`, from `split()`), there is no need to run
 #' `JoinLayers()`, and `batch_key` defaults to the split.
 #'
+#' With `scanvi = TRUE`, also the reductions `scANVI` (key `scANVI_`) and `umap.scANVI` (key
+#' `umapscANVI_`) and the cell-metadata columns `scanvi_prediction` (a factor of the known labels)
+#' and `scanvi_probability` (the classifier's probability of that label); the scANVI parameters
+#' and history go to `object@misc$scVI$scanvi`. With `corrected_genes`, also the assay `scVI`
+#' (key `scvi_`) holding their corrected expression in its `data` slot.
+#'
 #' @section SingleCellExperiment:
 #' Adds the reduced dimensions `scVI` and `UMAP_scVI`, and the provenance to
 #' `metadata(object)$scVI`; with `scanvi = TRUE`, also the reduced dimensions `scANVI` and
-#' `UMAP_scANVI` and the `colData` columns `scanvi_prediction` and `scanvi_probability`.
+#' `UMAP_scANVI` and the `colData` columns `scanvi_prediction` and `scanvi_probability`; with
+#' `corrected_genes`, the `altExp` `scVI` (assay `normalized`).
 #'
 #' @param object A `Seurat` object or a `SingleCellExperiment`.
 #' @param batch_key Name of the cell-metadata column (`meta.data` / `colData`) that holds the batch
@@ -56,6 +63,14 @@
 #' @param save_model Optional path of a directory (new or empty) to save the trained model in, in
 #'   scvi-tools' format (the scANVI model when `scanvi = TRUE`); its path is recorded in the
 #'   provenance (`$model$path`).
+#' @param corrected_genes Optional genes (names as in the object) to return scVI's batch-corrected
+#'   normalised expression for (scvi-tools' `get_normalized_expression()`, scaled to 10,000 counts per
+#'   cell, computed in chunks of cells). They must be among the highly variable genes the model was
+#'   trained on. Seurat: a new assay `scVI` (features x cells, in the `data` slot/layer); SCE: an
+#'   `altExp` `scVI` with the assay `normalized`.
+#' @param transform_batch For `corrected_genes`: `NULL` decodes every cell in its own batch
+#'   (denoised, not batch-corrected); a batch name decodes every cell as if from that batch (several
+#'   names: averaged over them), which removes the batch effect; `"all"` averages over every batch.
 #' @param verbose Report the steps and the training progress (epochs, ELBO, time left) as
 #'   messages. `FALSE` prints nothing.
 #' @param ... Must be empty; there to catch misspelled arguments.

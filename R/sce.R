@@ -8,7 +8,8 @@ RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, a
                                          n_latent = 10, max_epochs = NULL, preset = NULL, seed = 0,
                                          accelerator = "auto", devices = "auto", scanvi = FALSE,
                                          unlabeled_category = "Unknown", scanvi_epochs = NULL,
-                                         save_model = NULL, verbose = TRUE, ...) {
+                                         save_model = NULL, corrected_genes = NULL,
+                                         transform_batch = NULL, verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   .need_packages(c("SingleCellExperiment", "SummarizedExperiment", "S4Vectors"))
@@ -44,7 +45,8 @@ RunScVI.SingleCellExperiment <- function(object, batch_key, labels_key = NULL, a
       n_top_genes, n_latent, max_epochs, seed, accelerator, devices,
       what = "colData"
     ),
-    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model)
+    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model),
+    .expression_args(corrected_genes, transform_batch, rownames(object), unique(as.character(meta[[batch_key]])))
   )
   out <- .call_door("run_integrate", object, args,
     verbose = verbose, arguments = c(layer = "assay"), call = call

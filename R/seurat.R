@@ -8,7 +8,8 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
                            continuous_covariate_keys = NULL, n_top_genes = 2000, n_latent = 10,
                            max_epochs = NULL, preset = NULL, seed = 0, accelerator = "auto",
                            devices = "auto", scanvi = FALSE, unlabeled_category = "Unknown",
-                           scanvi_epochs = NULL, save_model = NULL, verbose = TRUE, ...) {
+                           scanvi_epochs = NULL, save_model = NULL, corrected_genes = NULL,
+                           transform_batch = NULL, verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
@@ -48,7 +49,11 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
       meta, batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
       n_top_genes, n_latent, max_epochs, seed, accelerator, devices
     ),
-    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model)
+    .scanvi_args(labels_key, scanvi, unlabeled_category, scanvi_epochs, save_model),
+    .expression_args(
+      corrected_genes, transform_batch, .seurat_features(object@assays[[assay]]),
+      if (is.null(batch_key)) NULL else unique(as.character(meta[[batch_key]]))
+    )
   )
   out <- .call_door("run_integrate", object, args, verbose = verbose, call = call)
   .check_seurat_result(object, out$result, assay)
@@ -72,6 +77,16 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
     )
   }
   assay
+}
+
+# The features of an assay: an Assay5's (from its LogMap, read without SeuratObject 5 methods) or
+# a v4 Assay's.
+.seurat_features <- function(a) {
+  if (methods::.hasSlot(a, "layers")) {
+    f <- a@features
+    return(rownames(if (isS4(f)) f@.Data else f) %||% attr(f, "dimnames")[[1]])
+  }
+  rownames(a@meta.features) %||% rownames(a@counts)
 }
 
 # Names of the layers that hold data: an Assay5's layers, or a v4 Assay's non-empty slots.

@@ -87,6 +87,8 @@ def run_integrate(
     scanvi_epochs: int | None = None,
     save_model: str | None = None,
     overwrite: bool = False,
+    corrected_genes: list[str] | None = None,
+    transform_batch: list[str] | None = None,
     verbose: bool = True,
     emit: Emit | None = None,
 ) -> dict[str, Any]:
@@ -117,6 +119,9 @@ def run_integrate(
     save_model, overwrite
         A directory to save the trained model in (:func:`pyscvibridge.save_model`; the scANVI model when
         ``scanvi``); its path is recorded in the provenance (``model``).
+    corrected_genes, transform_batch
+        Genes to return batch-corrected normalised expression for (:func:`pyscvibridge.corrected_expression`,
+        decoded as ``transform_batch``): a Seurat assay / SCE altExp ``scVI``.
     verbose
         Report the steps and the training progress through ``emit``; when false, nothing is printed.
     emit
@@ -147,6 +152,8 @@ def run_integrate(
                     "scanvi_epochs": None if scanvi_epochs is None else int(scanvi_epochs),
                     "save_model": None if save_model is None else str(save_model),
                     "overwrite": bool(overwrite),
+                    "corrected_genes": None if corrected_genes is None else [str(g) for g in corrected_genes],
+                    "transform_batch": None if transform_batch is None else [str(b) for b in transform_batch],
                 },
                 say=say,
             )
@@ -262,6 +269,19 @@ def _run_integrate(
         path = _save_model(adata, model, params["save_model"], overwrite=params["overwrite"])
         provenance["model"] = dict(adata.uns[MODEL_UNS_KEY])
         say(f"Saved the {type(model).__name__} model to {path}")
+    expression = None
+    if params["corrected_genes"] is not None:
+        from ._expression import corrected_expression
+
+        try:
+            corrected_expression(
+                adata, model, genes=params["corrected_genes"], transform_batch=params["transform_batch"]
+            )
+        except PyscvibridgeError as e:
+            argument = "transform_batch" if str(e).startswith("transform_batch") else "corrected_genes"
+            raise _PyscvibridgeArgError(str(e), argument) from e
+        expression = "scvi_normalized"
+        provenance["corrected_expression"] = dict(adata.uns[expression])
     integrate_s = time.perf_counter() - t0
 
     provenance["bridge"] = {
@@ -281,11 +301,15 @@ def _run_integrate(
         misc=provenance,
         misc_key="scVI",
         obs_columns=obs_columns,
+        expression=expression,
+        expression_name="scVI",
     )
     env["result"] = result
     write_s = time.perf_counter() - t0
     names = ", ".join(repr(v) for v in reductions.values())
     columns = f", the columns {', '.join(repr(c) for c in obs_columns)}" if obs_columns else ""
+    if expression is not None:
+        columns += ", the assay 'scVI'" if kind == "seurat" else ", the altExp 'scVI'"
     say(
         f"Added the reductions {names}{columns} and the provenance "
         f"('scVI' in {'@misc' if kind == 'seurat' else 'metadata()'})"

@@ -146,6 +146,8 @@ def add_results(
     misc: Mapping | None = None,
     misc_key: str = "scVI",
     obs_columns: Sequence[str] | None = None,
+    expression: str | None = None,
+    expression_name: str = "scVI",
 ):
     """Return a copy of the R object ``obj`` with embeddings from ``adata`` added; no matrix is copied back.
 
@@ -168,6 +170,13 @@ def add_results(
         Names of ``adata.obs`` columns to add to the cell metadata (``meta.data`` / ``colData``),
         in the object's cell order; categoricals become factors with the same levels. A column of
         that name already there is replaced; the other columns are left as they are.
+    expression
+        An ``adata.obsm`` key holding a cells x genes :class:`pandas.DataFrame` (e.g. from
+        :func:`pyscvibridge.corrected_expression`). Seurat: added as the assay ``expression_name``
+        (``CreateAssayObject(data = )``: features x cells in the data slot); SCE: as the altExp
+        ``expression_name``, a SummarizedExperiment with the assay ``"normalized"``. Genes keep their names.
+    expression_name
+        Name of that assay / altExp.
 
     Returns
     -------
@@ -190,7 +199,10 @@ def add_results(
     if missing := [c for c in obs_columns if c not in adata.obs.columns]:
         msg = f"adata.obs has no column {missing[0]!r} (it has {list(adata.obs.columns)!r})"
         raise PyscvibridgeError(msg)
-    if not todo and misc is None and not obs_columns:
+    if expression is not None and not isinstance(adata.obsm.get(expression), pd.DataFrame):
+        msg = f"adata.obsm[{expression!r}] must be a cells x genes DataFrame (it has {sorted(adata.obsm)!r})"
+        raise PyscvibridgeError(msg)
+    if not todo and misc is None and not obs_columns and expression is None:
         msg = f"nothing to add: adata.obsm has none of {sorted(reductions)!r} and no misc was given"
         raise PyscvibridgeError(msg)
 
@@ -241,6 +253,22 @@ def add_results(
         fn = ".pysb_add_obs_seurat" if kind == "Seurat" else ".pysb_add_obs_sce"
         out = _r.call(fn, out, rdf)
         logger.info("added cell-metadata column(s) %s", ", ".join(repr(c) for c in obs_columns))
+    if expression is not None:
+        table = adata.obsm[expression]
+        values = table.to_numpy()[order].T  # features x cells, a view; r_matrix makes the one copy
+        rmat = _sparse.r_matrix(
+            values, rownames=[str(g) for g in table.columns], colnames=cells if has_colnames else None
+        )
+        if kind == "Seurat":
+            out = _r.call(".pysb_add_assay_seurat", out, _r.r_str([expression_name]), rmat)
+            logger.info(
+                "added assay %r (%d features) from .obsm[%r]", expression_name, values.shape[0], expression
+            )
+        else:
+            out = _r.call(".pysb_add_altexp_sce", out, _r.r_str([expression_name]), rmat)
+            logger.info(
+                "added altExp %r (%d features) from .obsm[%r]", expression_name, values.shape[0], expression
+            )
     if misc is not None:
         from ._values import to_r_value
 

@@ -169,6 +169,21 @@
   sce
 }
 
+# A features x cells matrix as a new assay (data slot only); CreateAssayObject(data = ) exists in
+# SeuratObject 4 and 5. Set through the slot, so v5 objects read under SeuratObject 4 work too.
+.pysb_add_assay_seurat <- function(obj, name, mat) {
+  a <- suppressWarnings(SeuratObject::CreateAssayObject(data = mat))
+  a@key <- paste0(tolower(gsub("[^[:alnum:]]", "", name)), "_")
+  obj@assays[[name]] <- a
+  obj
+}
+
+.pysb_add_altexp_sce <- function(sce, name, mat) {
+  se <- SummarizedExperiment::SummarizedExperiment(assays = list(normalized = mat))
+  SingleCellExperiment::altExp(sce, name) <- se
+  sce
+}
+
 .pysb_add_reduction_sce <- function(sce, name, emb) {
   SingleCellExperiment::reducedDim(sce, name) <- emb
   sce

@@ -182,3 +182,53 @@ def test_add_results_obs_columns_to_sce_and_replaces_same_name(r, rglobal):
     assert list(r("reducedDimNames(new)")) == []
     with pytest.raises(PyscvibridgeError, match=r"adata\.obs has no column .nope."):
         add_results(sce, adata, obs_columns=["nope"])
+
+
+def _with_expression(adata, genes):
+    rng = np.random.default_rng(4)
+    adata.obsm["scvi_normalized"] = pd.DataFrame(
+        rng.uniform(size=(adata.n_obs, len(genes))).astype(np.float32), index=adata.obs_names, columns=genes
+    )
+    return adata
+
+
+def test_add_results_expression_as_seurat_assay(r, rglobal, read_r, v5_joined_path):
+    obj = read_r(v5_joined_path)
+    adata = from_r(obj)
+    genes = list(adata.var_names[[5, 0, 17]])
+    adata = _with_expression(adata, genes)
+    shuffled = adata[np.random.default_rng(1).permutation(adata.n_obs)].copy()
+    new = add_results(obj, shuffled, expression="scvi_normalized")
+    rglobal["old"], rglobal["new"] = obj, new
+    assert list(r("names(new@assays)")) == ["RNA", "scVI"]
+    assert list(r("rownames(new@assays$scVI@data)")) == genes
+    assert list(r("colnames(new@assays$scVI@data)")) == list(r("rownames(old@meta.data)"))
+    np.testing.assert_allclose(
+        np.asarray(r("new@assays$scVI@data")), adata.obsm["scvi_normalized"].to_numpy().T, rtol=1e-6
+    )
+    assert r("new@assays$scVI@key")[0] == "scvi_"
+    assert r("identical(new@assays$RNA, old@assays$RNA) && identical(new@meta.data, old@meta.data)")[0]
+    with pytest.raises(PyscvibridgeError, match="must be a cells x genes DataFrame"):
+        add_results(obj, adata, expression="X_nothing")
+
+
+def test_add_results_expression_as_sce_altexp(r, rglobal):
+    sce = r(
+        """
+        suppressMessages(library(SingleCellExperiment))
+        m <- matrix(rpois(200, 2), 20, 10, dimnames = list(paste0("g", 1:20), paste0("c", 1:10)))
+        SingleCellExperiment(list(counts = m))
+        """
+    )
+    adata = _with_expression(from_r(sce), ["g3", "g1"])
+    new = add_results(sce, adata[::-1].copy(), expression="scvi_normalized")
+    rglobal["new"] = new
+    assert list(r("altExpNames(new)")) == ["scVI"]
+    assert list(r("assayNames(altExp(new, 'scVI'))")) == ["normalized"]
+    assert list(r("rownames(altExp(new, 'scVI'))")) == ["g3", "g1"]
+    assert list(r("colnames(altExp(new, 'scVI'))")) == [f"c{i}" for i in range(1, 11)]
+    np.testing.assert_allclose(
+        np.asarray(r("assay(altExp(new, 'scVI'), 'normalized')")),
+        adata.obsm["scvi_normalized"].to_numpy().T,
+        rtol=1e-6,
+    )
