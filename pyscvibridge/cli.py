@@ -418,8 +418,9 @@ def _run(
             rec = adata.uns["scanvi"]
             added.append(
                 f"scANVI trained {rec['epochs_run']} epochs on {rec['n_labelled']:,} labelled cells "
-                f"({len(rec['classes'])} classes): .obsm['X_scANVI'], .obs['scanvi_prediction'] and "
-                f"['scanvi_probability'] (agrees with {100 * rec['labelled_agreement']:.1f}% of the known labels)"
+                f"({len(rec['classes'])} classes); added .obsm['X_scANVI'], .obs['scanvi_prediction'], "
+                f".obs['scanvi_probability']; the predictions agree with "
+                f"{100 * rec['labelled_agreement']:.1f}% of the known labels."
             )
         if extras.corrected_genes:
             from ._expression import corrected_expression
@@ -428,18 +429,17 @@ def _run(
                 adata, model, genes=extras.corrected_genes, transform_batch=extras.transform_batch
             )
             as_batch = (
-                "" if extras.transform_batch is None else f", decoded as batch {extras.transform_batch!r}"
+                "" if extras.transform_batch is None else f" (decoded as batch {extras.transform_batch!r})"
             )
             added.append(
-                f"batch-corrected normalised expression of {len(extras.corrected_genes)} genes{as_batch}: "
-                ".obsm['scvi_normalized']"
+                f"Added the batch-corrected normalised expression of {len(extras.corrected_genes)} genes"
+                f"{as_batch} in .obsm['scvi_normalized']."
             )
     if extras.save_model is not None:
         from ._query import save_model
 
         path = save_model(adata, model, extras.save_model, overwrite=extras.overwrite_model)
-        added.append(f"the {type(model).__name__} model saved to {path} (.uns['scvi_model'])")
-        outputs.written.append(path)
+        added.append(f"Saved the {type(model).__name__} model to {path} (recorded in .uns['scvi_model']).")
 
     table = None
     if metrics:
@@ -463,6 +463,8 @@ def _run(
                 out = to_r(adata, kind=outputs.rds_kind or _rds_kind(adata, None))
             _r.ri().baseenv["saveRDS"](out, file=_r.r_str([str(rds_tmp)]))
     outputs.written += [p for p in (outputs.h5ad, outputs.rds) if p is not None]
+    if extras.save_model is not None:
+        outputs.written.append(extras.save_model)
 
     if outputs.plots is not None:
         from .plots import save_plots
@@ -483,7 +485,7 @@ def _run(
         f"everything {time.perf_counter() - started:.0f} s."
     )
     for line in added:
-        settings.echo(f"Added {line}.")
+        settings.echo(line)
     settings.echo("Wrote:")
     for path in outputs.written:
         settings.echo(f"  {path}")

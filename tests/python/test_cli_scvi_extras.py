@@ -115,7 +115,7 @@ def test_integrate_options_show_in_the_output(trained):
     text = trained["result"].output
     assert "scANVI trained 2 epochs" in text
     assert "obsm['scvi_normalized']" in text
-    assert str(model_dir.resolve()) in text
+    assert f"Saved the SCANVI model to {model_dir.resolve()}" in text
 
 
 @pytest.mark.slow
