@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ._errors import PyscvibridgeError
-from ._scanvi import _check_same_cells, name_model_genes
+from ._scanvi import _check_same_cells
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -70,7 +70,6 @@ def corrected_expression(
 
     ref = model.adata
     _check_same_cells(adata, ref)
-    name_model_genes(adata, model)
     model_genes = pd.Index(ref.var_names)
     wanted = _genes(genes, model_genes, adata)
     batches = _transform_batch(model, transform_batch)

@@ -54,10 +54,9 @@ def save_model(
     -------
     The absolute path of the directory.
     """
-    from ._scanvi import _check_same_cells, name_model_genes
+    from ._scanvi import _check_same_cells
 
     _check_same_cells(adata, model.adata)
-    name_model_genes(adata, model)
     path = Path(dir_path).expanduser().resolve()
     if path.exists() and any(path.iterdir()) and not overwrite:
         msg = f"Model directory {str(path)!r} already exists and is not empty; pass overwrite=True or another path."

@@ -98,7 +98,6 @@ def train_scanvi(
         raise PyscvibridgeError(msg)
     ref = model.adata
     _check_same_cells(adata, ref)
-    name_model_genes(adata, model)
     if labels_key not in adata.obs.columns:
         cols = ", ".join(repr(c) for c in adata.obs.columns) or "none"
         msg = f"labels_key {labels_key!r} is not a column of the cell metadata. Available columns: {cols}."
@@ -211,23 +210,6 @@ def _check_same_cells(adata: ad.AnnData, ref: ad.AnnData) -> None:
             "integrate() returned with this model, or map new cells with pyscvibridge.map_query()."
         )
         raise PyscvibridgeError(msg)
-
-
-def name_model_genes(adata: ad.AnnData, model) -> None:
-    """Give the model's AnnData the highly variable genes' names when it holds only positions.
-
-    :func:`pyscvibridge.integrate` trains on an AnnData of the HVGs' counts; their names are needed to
-    choose genes, to save the model and to match a query's genes.
-    """
-    import pandas as pd
-
-    ref = model.adata
-    default = pd.Index([str(i) for i in range(ref.n_vars)])
-    if not ref.var_names.equals(default) or "highly_variable" not in adata.var.columns:
-        return
-    hvg = adata.var_names[adata.var["highly_variable"].to_numpy(dtype=bool)]
-    if len(hvg) == ref.n_vars:
-        ref.var_names = hvg.astype(str)
 
 
 def _umap(adata: ad.AnnData, rep: str, *, n_neighbors: int, seed: int) -> None:

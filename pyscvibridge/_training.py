@@ -127,6 +127,7 @@ def train_scvi(
     adata: ad.AnnData,
     hvg_counts,
     *,
+    var_names=None,
     batch_key: str | None,
     categorical_covariate_keys: list[str] | None = None,
     continuous_covariate_keys: list[str] | None = None,
@@ -159,6 +160,8 @@ def train_scvi(
     obs = adata.obs[keys].copy() if keys else None
     train_ad = ad.AnnData(X=hvg_counts, obs=obs)
     train_ad.obs_names = adata.obs_names
+    if var_names is not None:
+        train_ad.var_names = [str(g) for g in var_names]
     scvi.model.SCVI.setup_anndata(
         train_ad,
         batch_key=batch_key,

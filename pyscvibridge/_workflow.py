@@ -107,6 +107,12 @@ def integrate(
 
     if copy:
         adata = adata.copy()
+    if adata.isbacked:
+        msg = (
+            "integrate() needs the AnnData in memory, but it was opened in backed mode. "
+            "Load it with adata = adata.to_memory() (or read_h5ad without backed=)."
+        )
+        raise PyscvibridgeError(msg)
     if adata.n_obs == 0 or adata.n_vars == 0:
         msg = f"The AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes): nothing to integrate."
         raise PyscvibridgeError(msg)
@@ -161,6 +167,7 @@ def integrate(
     model = train_scvi(
         adata,
         counts[:, np.flatnonzero(hvg)],
+        var_names=adata.var_names[hvg],
         batch_key=use_batch,
         categorical_covariate_keys=cat_covs,
         continuous_covariate_keys=cont_covs,

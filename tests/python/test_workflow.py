@@ -182,6 +182,8 @@ def test_covariates_reach_the_model():
     )
     assert model.summary_stats["n_extra_categorical_covs"] == 1
     assert model.summary_stats["n_extra_continuous_covs"] == 1
+    # the model knows its genes by name (needed to save it, choose genes and map queries)
+    assert list(model.adata.var_names) == list(adata.var_names[adata.var["highly_variable"]])
 
 
 @pytest.mark.slow
@@ -259,6 +261,15 @@ def test_no_genes_left(tiny):
 def test_no_gene_expression_features(tiny):
     tiny.var["feature_types"] = "Peaks"
     _fails(tiny, r"No feature has a gene-expression type.*types present: \['Peaks'\]")
+
+
+def test_backed_anndata_is_refused(tiny, tmp_path):
+    tiny.write_h5ad(tmp_path / "tiny.h5ad")
+    backed = ad.read_h5ad(tmp_path / "tiny.h5ad", backed="r")
+    try:
+        _fails(backed, r"backed mode.*adata.to_memory\(\)")
+    finally:
+        backed.file.close()
 
 
 def test_no_cells(tiny):
