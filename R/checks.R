@@ -67,7 +67,7 @@
   invisible(key)
 }
 
-.check_dots_empty <- function(..., call = parent.frame()) {
+.check_dots_empty <- function(..., fn = "RunScVI", call = parent.frame()) {
   dots <- list(...)
   if (length(dots)) {
     nms <- names(dots)
@@ -75,8 +75,8 @@
     shown <- ifelse(nzchar(nms), nms, paste0("..", seq_along(dots)))
     cli::cli_abort(
       c(
-        "Unknown argument{?s} to {.fn RunScVI}: {.arg {shown}}.",
-        "i" = "See {.run ?RunScVI} for the arguments (did you misspell one?)."
+        paste(ngettext(length(shown), "Unknown argument", "Unknown arguments"), "to {.fn {fn}}: {.arg {shown}}."),
+        "i" = "See {.run ?{fn}} for the arguments (did you misspell one?)."
       ),
       call = call
     )

@@ -62,7 +62,7 @@
 #'   model (between 2 and 10).
 #' @param save_model Optional path of a directory (new or empty) to save the trained model in, in
 #'   scvi-tools' format (the scANVI model when `scanvi = TRUE`); its path is recorded in the
-#'   provenance (`$model$path`).
+#'   provenance (`$model$path`). Map new cells onto it with [MapScVIQuery()].
 #' @param corrected_genes Optional genes (names as in the object) to return scVI's batch-corrected
 #'   normalised expression for (scvi-tools' `get_normalized_expression()`, scaled to 10,000 counts per
 #'   cell, computed in chunks of cells). They must be among the highly variable genes the model was

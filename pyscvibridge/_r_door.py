@@ -214,6 +214,8 @@ def _run_integrate(
             raise _PyscvibridgeArgError(msg, "batch_key")
         say(f"Batches: the {adata.obs[batch_key].nunique()} split layers (obs column {batch_key!r})")
 
+    # A subset R object keeps its factors' unused levels; an empty batch breaks the per-batch HVGs.
+    _drop_unused_levels(adata, [batch_key, *(params["categorical_covariate_keys"] or [])])
     n_cells = adata.n_obs
     say(
         f"Integrating {n_cells} cells x {adata.n_vars} genes over {adata.obs[batch_key].nunique()} "
@@ -326,6 +328,129 @@ def _run_integrate(
     }
 
 
+def run_map_query(
+    bridge: str,
+    *,
+    kind: str,
+    assay: str | None,
+    layer: str,
+    model_dir: str,
+    batch_key: str | None,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    accelerator: str = "auto",
+    devices: int | str | list[int] = "auto",
+    verbose: bool = True,
+    emit: Emit | None = None,
+) -> dict[str, Any]:
+    """Map the R object ``<bridge>$object`` onto the saved reference model in ``model_dir``.
+
+    Binds ``<bridge>$result``: the object with the reductions ``scVI`` and ``umap.scVI``
+    (SCE: ``UMAP_scVI``), for a scANVI reference also ``scANVI`` and the ``scanvi_prediction`` /
+    ``scanvi_probability`` columns, and the mapping's record in ``@misc$scVI`` / ``metadata()$scVI``
+    (see :func:`pyscvibridge.map_query`). Arguments as for :func:`run_integrate`.
+    """
+    say: Emit = emit if (verbose and emit is not None) else _silent
+    with _captured(verbose, say) as caught:
+        try:
+            info = _run_map_query(
+                bridge,
+                kind=kind,
+                assay=assay,
+                layer=layer,
+                model_dir=str(model_dir),
+                batch_key=batch_key,
+                params={
+                    "max_epochs": None if max_epochs is None else int(max_epochs),
+                    "seed": int(seed),
+                    "accelerator": str(accelerator),
+                    "devices": devices,
+                },
+                say=say,
+            )
+        except PyscvibridgeError as e:
+            return {
+                "ok": False,
+                "error": str(e),
+                "argument": getattr(e, "argument", None),
+                "warnings": caught,
+            }
+    return {"ok": True, "info": info, "warnings": caught}
+
+
+def _run_map_query(
+    bridge: str,
+    *,
+    kind: str,
+    assay: str | None,
+    layer: str,
+    model_dir: str,
+    batch_key: str | None,
+    params: dict[str, Any],
+    say: Emit,
+) -> dict[str, Any]:
+    from . import convert
+    from ._query import QUERY_UNS_KEY, map_query
+
+    started = time.perf_counter()
+    env = _bridge_env(bridge)
+    obj = env["object"]
+    what = "Seurat object" if kind == "seurat" else "SingleCellExperiment"
+    say(f"Reading the {what} from R's memory")
+    adata = convert.from_r(obj, assay=assay)
+    details = adata.uns.get("conversion", {}).get("details", {})
+    assay_used = str(details.get("assay", assay or ""))
+    counts_layer = _counts_layer(adata, kind, layer, assay_used)
+    if batch_key is None:
+        batch_key = details.get("split_column")
+        if not batch_key:
+            msg = "batch_key is required: name the cell-metadata column that holds the query's batch."
+            raise _PyscvibridgeArgError(msg, "batch_key")
+    _drop_unused_levels(adata, [batch_key])
+    say(f"Mapping {adata.n_obs} cells onto the reference model in {model_dir}")
+    try:
+        adata = map_query(
+            adata,
+            model_dir,
+            batch_key=batch_key,
+            layer=counts_layer,
+            max_epochs=params["max_epochs"],
+            seed=params["seed"],
+            accelerator=params["accelerator"],
+            devices=params["devices"],
+            progress=False,
+            train_kwargs={"callbacks": [_ProgressCallback(say, "query").callback()]},
+        )
+    except PyscvibridgeError as e:
+        text = str(e)
+        argument = next((a for a in ("model_dir", "batch_key") if text.startswith(a)), "model_dir")
+        raise _PyscvibridgeArgError(text, argument) from e
+    reductions = dict(_REDUCTIONS[kind])
+    obs_columns: list[str] = []
+    if "X_scANVI" in adata.obsm:
+        reductions["X_scANVI"] = "scANVI"
+        obs_columns = ["scanvi_prediction", "scanvi_probability"]
+    provenance = {"query": dict(adata.uns[QUERY_UNS_KEY])}
+    result = convert.add_results(
+        obj,
+        adata,
+        reductions=reductions,
+        assay=assay_used if kind == "seurat" else None,
+        misc=provenance,
+        misc_key="scVI",
+        obs_columns=obs_columns,
+    )
+    env["result"] = result
+    names = ", ".join(repr(v) for v in reductions.values())
+    columns = f", the columns {', '.join(repr(c) for c in obs_columns)}" if obs_columns else ""
+    say(f"Added the reductions {names}{columns} and the mapping record")
+    return {
+        "n_cells": int(adata.n_obs),
+        "batch_key": batch_key,
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
 def load_cellbench(
     bridge: str, *, kind: str = "seurat", verbose: bool = False, emit: Emit | None = None
 ) -> dict:
@@ -364,6 +489,16 @@ def _counts_layer(adata, kind: str, layer: str, assay: str) -> str:
     where = f"assay {assay!r}" if kind == "seurat" else "the SingleCellExperiment"
     msg = f"{layer!r} is not a layer of {where} after conversion (layers: {have})."
     raise _PyscvibridgeArgError(msg, "layer")
+
+
+def _drop_unused_levels(adata, keys: list[str]) -> None:
+    """Drop the unused categories of these obs columns (R factors keep them after subsetting)."""
+    import pandas as pd
+
+    for key in keys:
+        col = adata.obs.get(key)
+        if col is not None and isinstance(col.dtype, pd.CategoricalDtype):
+            adata.obs[key] = col.cat.remove_unused_categories()
 
 
 def _bridge_env(name: str):

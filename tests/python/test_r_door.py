@@ -108,3 +108,19 @@ def test_run_integrate_scanvi_needs_labels_key(r, bridge, pbmc_small_path):
     assert "scanvi = TRUE needs labels_key" in answer["error"]
     env = f'get("{name}", envir = globalenv())'
     assert list(r(f'exists("result", envir = {env})')) == [False]
+
+
+def test_run_map_query_bad_model_dir_names_the_argument(bridge, pbmc_small_path, tmp_path):
+    name = bridge(pbmc_small_path)
+    answer = _r_door.run_map_query(
+        name,
+        kind="seurat",
+        assay=None,
+        layer="counts",
+        model_dir=str(tmp_path / "none"),
+        batch_key="groups",
+        verbose=False,
+    )
+    assert answer["ok"] is False
+    assert answer["argument"] == "model_dir"
+    assert "model_dir" in answer["error"]
