@@ -89,3 +89,13 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
         x, where = adata.X, "X"
     check_counts(x, where)
     return x, where
+
+
+def obs_for_model(adata: ad.AnnData, keys: list[str]) -> pd.DataFrame:
+    """A copy of these ``obs`` columns with unused categories dropped (a subset keeps its factors' unused
+    levels, and an empty batch breaks the per-batch HVGs and adds a dead batch to the model)."""
+    obs = adata.obs[keys].copy()
+    for key in keys:
+        if hasattr(obs[key], "cat"):
+            obs[key] = obs[key].cat.remove_unused_categories()
+    return obs

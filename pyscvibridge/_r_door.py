@@ -214,8 +214,6 @@ def _run_integrate(
             raise _PyscvibridgeArgError(msg, "batch_key")
         say(f"Batches: the {adata.obs[batch_key].nunique()} split layers (obs column {batch_key!r})")
 
-    # A subset R object keeps its factors' unused levels; an empty batch breaks the per-batch HVGs.
-    _drop_unused_levels(adata, [batch_key, *(params["categorical_covariate_keys"] or [])])
     n_cells = adata.n_obs
     say(
         f"Integrating {n_cells} cells x {adata.n_vars} genes over {adata.obs[batch_key].nunique()} "

@@ -23,6 +23,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._checks import obs_for_model
 from ._errors import PyscvibridgeError
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def train_scvi(
     keys = [
         k for k in [batch_key, *(categorical_covariate_keys or []), *(continuous_covariate_keys or [])] if k
     ]
-    obs = adata.obs[keys].copy() if keys else None
+    obs = obs_for_model(adata, keys) if keys else None
     train_ad = ad.AnnData(X=hvg_counts, obs=obs)
     train_ad.obs_names = adata.obs_names
     if var_names is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._checks import check_obs_key, counts_matrix
+from ._checks import check_obs_key, counts_matrix, obs_for_model
 from ._errors import PyscvibridgeError
 from ._training import DEFAULT_PRESET, train_scvi, training_record
 
@@ -263,7 +263,7 @@ def _highly_variable(
 
     sub = ad.AnnData(
         X=adata.layers["logcounts"][:, np.flatnonzero(genes)],
-        obs=adata.obs[[batch_key]] if batch_key else None,
+        obs=obs_for_model(adata, [batch_key]) if batch_key else None,
         var=adata.var.iloc[np.flatnonzero(genes), :0],
     )
     n_top = min(n_top_genes, sub.n_vars)

@@ -187,6 +187,19 @@ def test_covariates_reach_the_model():
 
 
 @pytest.mark.slow
+def test_unused_batch_levels_are_ignored():
+    """A subset keeps its factor's unused levels (as R objects do): they are no batches."""
+    adata = _small()
+    levels = adata.obs["batch"].cat.categories
+    adata = adata[adata.obs["batch"].isin(["CEL-seq2_3cl", "Drop-seq_3cl"])].copy()
+    adata.obs["batch"] = adata.obs["batch"].cat.set_categories(levels)
+    _, model = psb.integrate(adata, "batch", n_top_genes=100, max_epochs=1, progress=False, return_model=True)
+    assert model.summary_stats["n_batch"] == 2
+    assert adata.var["highly_variable_nbatches"].max() <= 2
+    assert len(adata.obs["batch"].cat.categories) == 5, "the user's levels are left as they were"
+
+
+@pytest.mark.slow
 def test_single_batch_warns_and_trains_without_batches():
     adata = _small()
     adata.obs["one"] = "all"
