@@ -1,4 +1,4 @@
-# The two commands README shows: `make demo` and `make test`. Both set up first (idempotent).
+# Targets behind README's two commands (scripts/demo.sh -> `make demo`, scripts/test.sh -> `make test`); both set up first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export R_LIBS_USER := $(CURDIR)/$(VENV)/Rlib
