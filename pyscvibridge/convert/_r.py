@@ -11,6 +11,7 @@ from importlib.resources import files
 from typing import Any
 
 from .._errors import PyscvibridgeError, import_or_hint
+from .._libpython import own_libpython_first
 
 
 @functools.cache
@@ -18,6 +19,8 @@ def ri():
     """:mod:`rpy2.rinterface`, with R started (once per process)."""
     import_or_hint("rpy2.robjects", "r")  # starts R, or says how to install rpy2
     import rpy2.rinterface as rinterface
+
+    own_libpython_first()  # R's LD_LIBRARY_PATH must not hand child Pythons another libpython
 
     return rinterface
 
