@@ -75,6 +75,19 @@ ARMS: dict[str, dict] = {
     "fast-lr1e-3": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"lr": 1e-3}}},
     "fast-noES": {"preset": "fast", "train_kwargs": {"early_stopping": False}},
     "fast-sparse": {"preset": "fast", "train_kwargs": {"load_sparse_tensor": True}},
+    "fast-e150": {  # a larger budget (150 epochs), KL warm-up over its first quarter
+        "preset": "fast",
+        "max_epochs": 150,
+        "train_kwargs": {"plan_kwargs": {"n_epochs_kl_warmup": 38}},
+    },
+    "fast-stocklik": {  # the fast preset with scvi-tools' own likelihood code (the table lever off)
+        "preset": "fast",
+        "count_likelihood": "scvi-tools",
+    },
+    "fast-rlrop": {  # learning rate x0.6 when the validation ELBO stalls for 5 epochs
+        "preset": "fast",
+        "train_kwargs": {"plan_kwargs": {"reduce_lr_on_plateau": True, "lr_patience": 5}},
+    },
 }
 
 KANG_MARKERS = {
@@ -196,6 +209,7 @@ def run_arm(adata, hvg_counts, batch_key, name, seed):
         model_kwargs={},
         train_kwargs=kwargs.get("train_kwargs", {}),
         preset=kwargs["preset"],
+        count_likelihood=kwargs.get("count_likelihood"),
     )
     started = time.perf_counter()
     latent = model.get_latent_representation()

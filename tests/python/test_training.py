@@ -124,3 +124,38 @@ def test_integrate_records_preset(small):
     )
     assert ref.uns["scvi_integration"]["training"]["batch_size"] == 128
     assert ref.uns["scvi_integration"]["params"]["preset"] == "scvi-tools"
+
+
+def test_table_likelihood_trains_the_same_model(small):
+    """The fast preset's table likelihood follows the same optimisation path as scvi-tools' code
+    (same seed: the same ELBO per epoch, to float rounding); non-integer input falls back."""
+    table = _train(small, max_epochs=3)
+    stock = _train(small, max_epochs=3, count_likelihood="scvi-tools")
+    assert table._pyscvibridge_training["count_likelihood"] == "table"
+    assert stock._pyscvibridge_training["count_likelihood"] == "scvi-tools"
+    np.testing.assert_allclose(
+        table.history["elbo_validation"].to_numpy(dtype=float),
+        stock.history["elbo_validation"].to_numpy(dtype=float),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(
+        table.get_latent_representation(), stock.get_latent_representation(), atol=1e-3
+    )
+    adata, counts = small
+    scaled = counts.astype(np.float32) * 0.5  # not integers: the table does not apply
+    fallback = train_scvi(
+        adata,
+        scaled,
+        batch_key="batch",
+        n_latent=4,
+        max_epochs=1,
+        seed=0,
+        accelerator="cpu",
+        devices=1,
+        progress=False,
+        model_kwargs={},
+        train_kwargs={},
+    )
+    assert fallback._pyscvibridge_training["count_likelihood"] == "scvi-tools"
+    with pytest.raises(PyscvibridgeError, match="count_likelihood must be"):
+        _train(small, count_likelihood="fastest")
