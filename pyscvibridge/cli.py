@@ -563,7 +563,7 @@ _integrate_options = [
     click.option(
         "--preset",
         type=click.Choice(["fast", "scvi-tools"]),
-        help="Training schedule: 'fast' (shorter schedule, larger minibatches, early stopping) or "
+        help="Training schedule: 'fast' (a quarter of the epochs, higher learning rate, early stopping) or "
         "'scvi-tools' (its defaults, as in the scVI tutorial) [default: fast].",
     ),
     click.option(

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-R_PKGS="r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-reticulate r-cran-testthat r-cran-cli r-cran-rlang"
+R_PKGS="r-base-core r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-reticulate r-cran-testthat r-cran-cli r-cran-rlang r-cran-roxygen2"
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -24,7 +24,7 @@ if ! command -v make >/dev/null || ! command -v gcc >/dev/null || ! "$PY" -c "im
 fi
 
 # 1. R and its packages (Debian's; CRAN is not needed)
-if ! command -v Rscript >/dev/null || ! Rscript -e 'for (p in c("Seurat","SeuratObject","SingleCellExperiment","reticulate","testthat","cli","rlang")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)' >/dev/null 2>&1; then
+if ! command -v Rscript >/dev/null || ! Rscript -e 'for (p in c("Seurat","SeuratObject","SingleCellExperiment","reticulate","testthat","cli","rlang","roxygen2")) if (!requireNamespace(p, quietly=TRUE)) quit(status=1)' >/dev/null 2>&1; then
   log "installing R packages from apt"
   # shellcheck disable=SC2086
   apt_install $R_PKGS
