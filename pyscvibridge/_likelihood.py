@@ -22,6 +22,7 @@ same parameters are learnt, and a saved model loads in plain scvi-tools.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,9 @@ _depth = 0
 _saved: dict[str, object] = {}
 
 
-def _function():
+@functools.cache
+def _count_term_function():
+    """The autograd function (built on first use, so that importing this module needs no torch)."""
     import torch
 
     class _CountTerm(torch.autograd.Function):
@@ -75,9 +78,6 @@ def _function():
     return _CountTerm
 
 
-_COUNT_TERM = None
-
-
 def count_term(x: torch.Tensor, theta: torch.Tensor, lgamma_fn=None) -> torch.Tensor:
     """``lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``, by table when it applies.
 
@@ -87,7 +87,6 @@ def count_term(x: torch.Tensor, theta: torch.Tensor, lgamma_fn=None) -> torch.Te
     """
     import torch
 
-    global _COUNT_TERM
     lgamma_fn = lgamma_fn or torch.lgamma
     if theta.ndimension() == 1:
         theta = theta.view(1, -1)
@@ -101,9 +100,7 @@ def count_term(x: torch.Tensor, theta: torch.Tensor, lgamma_fn=None) -> torch.Te
         and theta.shape[0] == 1
         and theta.shape[1] == x.shape[1]
     ):
-        if _COUNT_TERM is None:
-            _COUNT_TERM = _function()
-        return _COUNT_TERM.apply(x, theta, lgamma_fn)
+        return _count_term_function().apply(x, theta, lgamma_fn)
     return lgamma_fn(x + theta) - lgamma_fn(theta) - lgamma_fn(x + 1)
 
 
