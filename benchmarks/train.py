@@ -26,7 +26,7 @@ measured separately with ``--arms fast fast-autothreads`` (or by comparing ``--t
 Usage::
 
     .venv/bin/python benchmarks/train.py [--datasets cellbench kang] [--seeds 0 1] [--threads 1]
-        [--arms scvi-tools fast] [--cache ~/.cache/pyscvibridge-bench] [--reuse]
+        [--arms scvi-tools fast] [--cache ~/.cache/pyscvibridge-bench] [--reuse] [--accelerator gpu]
 
 ``--reuse`` loads arms already run with the same dataset, arm, seed and thread count from the cache
 (marked "cached" in the table) instead of training again; the default trains every arm in this run.
@@ -192,7 +192,7 @@ def prepare(adata, batch_key):
     return counts[:, np.flatnonzero(hvg)], time.perf_counter() - started
 
 
-def run_arm(adata, hvg_counts, batch_key, name, seed):
+def run_arm(adata, hvg_counts, batch_key, name, seed, accelerator="cpu"):
     from pyscvibridge._training import train_scvi
 
     kwargs = arm_kwargs(name, adata.n_obs)
@@ -203,8 +203,8 @@ def run_arm(adata, hvg_counts, batch_key, name, seed):
         n_latent=10,
         max_epochs=kwargs.get("max_epochs"),
         seed=seed,
-        accelerator="cpu",
-        devices="auto",
+        accelerator=accelerator,
+        devices=1 if accelerator == "gpu" else "auto",
         progress=False,
         model_kwargs={},
         train_kwargs=kwargs.get("train_kwargs", {}),
@@ -262,6 +262,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every arm")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "pyscvibridge-bench")
     parser.add_argument("--reuse", action="store_true", help="reuse cached arms instead of training")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu", help="where every arm trains")
     args = parser.parse_args()
 
     import torch
@@ -277,6 +278,8 @@ def main() -> None:
         f"torch {torch.__version__} with {args.threads} thread(s)",
         flush=True,
     )
+    if args.accelerator == "gpu" and torch.cuda.is_available():  # (--reuse scores GPU results anywhere)
+        print(f"# training on {torch.cuda.get_device_name(0)}", flush=True)
 
     rows = []
     for dataset in args.datasets:
@@ -288,13 +291,14 @@ def main() -> None:
         results = {}
         for seed in args.seeds:
             for arm in args.arms:
-                stem = args.cache / f"train-{dataset}-{arm.replace('/', '_')}-s{seed}-t{args.threads}"
+                where = "" if args.accelerator == "cpu" else f"-{args.accelerator}"
+                stem = args.cache / f"train-{dataset}-{arm.replace('/', '_')}-s{seed}-t{args.threads}{where}"
                 if args.reuse and stem.with_suffix(".npz").exists():
                     saved = np.load(stem.with_suffix(".npz"))
                     res = json.loads(stem.with_suffix(".json").read_text())
                     res.update(latent=saved["latent"], cached=True)
                 else:
-                    res = run_arm(adata, hvg_counts, batch_key, arm, seed)
+                    res = run_arm(adata, hvg_counts, batch_key, arm, seed, args.accelerator)
                     np.savez(stem.with_suffix(".npz"), latent=res["latent"])
                     meta = {k: v for k, v in res.items() if k != "latent"}
                     stem.with_suffix(".json").write_text(json.dumps(meta))
