@@ -73,6 +73,9 @@ ARMS: dict[str, dict] = {
         "train_kwargs": {"batch_size": 512, "plan_kwargs": {"n_epochs_kl_warmup": 30}},
     },
     "fast-lr1e-3": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"lr": 1e-3}}},
+    # the "fast" preset with half its learning rate / the KL warm-up over 50 epochs
+    "fast-lr2e-3": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"lr": 2e-3}}},
+    "fast-w50": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"n_epochs_kl_warmup": 50}}},
     "fast-noES": {"preset": "fast", "train_kwargs": {"early_stopping": False}},
     "fast-sparse": {"preset": "fast", "train_kwargs": {"load_sparse_tensor": True}},
     "fast-e150": {  # a larger budget (150 epochs), KL warm-up over its first quarter
