@@ -284,6 +284,7 @@ def main() -> None:
     if args.accelerator == "gpu" and torch.cuda.is_available():  # (--reuse scores GPU results anywhere)
         print(f"# training on {torch.cuda.get_device_name(0)}", flush=True)
 
+    where = "" if args.accelerator == "cpu" else f"-{args.accelerator}"  # in the cache files' names
     rows = []
     for dataset in args.datasets:
         adata, batch_key, labels_key = load_cellbench() if dataset == "cellbench" else load_kang(args.cache)
@@ -294,7 +295,6 @@ def main() -> None:
         results = {}
         for seed in args.seeds:
             for arm in args.arms:
-                where = "" if args.accelerator == "cpu" else f"-{args.accelerator}"
                 stem = args.cache / f"train-{dataset}-{arm.replace('/', '_')}-s{seed}-t{args.threads}{where}"
                 if args.reuse and stem.with_suffix(".npz").exists():
                     saved = np.load(stem.with_suffix(".npz"))

@@ -59,14 +59,13 @@ def _count_term_function():
             if big is not None and big[0].numel():
                 xb, tb = x[big], theta.expand_as(x)[big]
                 out[big] = lgamma_fn(xb + tb) - lgamma_fn(tb) - lgamma_fn(xb + 1)
-            ctx.save_for_backward(x, theta, index)
-            ctx.k_max, ctx.big = k_max, big
+            ctx.save_for_backward(x, theta, index, ks)
+            ctx.big = big
             return out
 
         @staticmethod
         def backward(ctx, grad):
-            x, theta, index = ctx.saved_tensors
-            ks = torch.arange(ctx.k_max + 1, dtype=theta.dtype, device=theta.device).unsqueeze(1)
+            x, theta, index, ks = ctx.saved_tensors
             table = torch.digamma(ks + theta) - torch.digamma(theta)
             d = table.gather(0, index)
             big = ctx.big
@@ -83,7 +82,8 @@ def count_term(x: torch.Tensor, theta: torch.Tensor, lgamma_fn=None) -> torch.Te
 
     The table applies when ``x`` is a 2-D CPU tensor of integer counts that needs no gradient and
     ``theta`` holds one value per gene (shape ``(genes,)``, ``(1, genes)``, or one such row
-    broadcast over the cells); otherwise the dense formula is used. ``x`` is trusted to hold integers (the caller checks its data once).
+    broadcast over the cells); otherwise the dense formula is used. ``x`` is trusted to hold
+    integers (the caller checks its data once).
     """
     import torch
 

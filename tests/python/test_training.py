@@ -143,19 +143,7 @@ def test_table_likelihood_trains_the_same_model(small):
     )
     adata, counts = small
     scaled = counts.astype(np.float32) * 0.5  # not integers: the table does not apply
-    fallback = train_scvi(
-        adata,
-        scaled,
-        batch_key="batch",
-        n_latent=4,
-        max_epochs=1,
-        seed=0,
-        accelerator="cpu",
-        devices=1,
-        progress=False,
-        model_kwargs={},
-        train_kwargs={},
-    )
+    fallback = _train((adata, scaled), max_epochs=1)
     assert fallback._pyscvibridge_training["count_likelihood"] == "scvi-tools"
     with pytest.raises(PyscvibridgeError, match="count_likelihood must be"):
         _train(small, count_likelihood="fastest")
