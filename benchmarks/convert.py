@@ -7,7 +7,8 @@ measures in one process:
 - R -> AnnData: ``pyscvibridge.convert.from_r`` (views R's arrays) vs anndata2ri's rpy2py;
 - AnnData -> R: ``pyscvibridge.convert.to_r`` vs anndata2ri's py2rpy, against a plain NumPy copy
   of the CSR arrays as the reference for "one copy"; and the count matrix alone (CSR -> a new
-  ``dgCMatrix``), which is the copy itself without the object's fixed costs.
+  ``dgCMatrix``), which is the copy itself without the object's fixed costs; R's allocation of the
+  x vector alone and one full ``gc()``, which R runs when a large allocation outgrows its heap.
 
 Peak memory is the process's resident-set high-water mark above its size before the step
 (``/proc/self/clear_refs`` resets the mark; Linux only). Usage::
@@ -161,6 +162,20 @@ def main() -> None:
     t_c, m_c, _ = measure(plain_copy, args.repeats)
     first["plain copy of the 3 arrays"] = (FIRST[id(plain_copy)], float("nan"))
     rows.append(("plain copy of the 3 arrays", t_c, m_c, float("nan"), float("nan")))
+
+    def r_alloc_x():  # R's allocation of the x vector alone (not filled): the garbage collection it runs
+        return _sparse._alloc("double", csr.nnz)
+
+    t_a, m_a, _ = measure(r_alloc_x, args.repeats)
+    first["R allocates x (no fill)"] = (FIRST[id(r_alloc_x)], float("nan"))
+    rows.append(("R allocates x (no fill)", t_a, m_a, float("nan"), float("nan")))
+
+    def r_full_gc():  # one full garbage collection of this R session (SCE, SeuratObject loaded)
+        return ro.r("gc(full = TRUE)")
+
+    t_g, m_g, _ = measure(r_full_gc, args.repeats)
+    first["R full gc()"] = (FIRST[id(r_full_gc)], float("nan"))
+    rows.append(("R full gc()", t_g, m_g, float("nan"), float("nan")))
 
     def ours_to_dgc():
         return _sparse.csr_to_dgc(csr, genes, cells)
