@@ -132,6 +132,13 @@ def main() -> None:
 
     rows = []
 
+    def ours_only(name, fn):
+        """Measure a step stock anndata2ri has no counterpart for; add its row; return its result."""
+        t, m, out = measure(fn, args.repeats)
+        first[name] = (FIRST[id(fn)], float("nan"))
+        rows.append((name, t, m, float("nan"), float("nan")))
+        return out
+
     def ours_sce():
         return from_r(sce)
 
@@ -148,9 +155,7 @@ def main() -> None:
     assert a_o.shape == a_s.shape == (n, n)
     assert (a_o.X != a_s.X).nnz == 0, "ours and anndata2ri disagree"
     rows.append(("R -> AnnData (SCE)", t_o, m_o, t_s, m_s))
-    t_v, m_v, _ = measure(ours_seurat, args.repeats)
-    first["R -> AnnData (Seurat v4)"] = (FIRST[id(ours_seurat)], float("nan"))
-    rows.append(("R -> AnnData (Seurat v4)", t_v, m_v, float("nan"), float("nan")))
+    ours_only("R -> AnnData (Seurat v4)", ours_seurat)
     del a_o, a_s
 
     adata = ad.AnnData(X=csr, obs={"cell": cells}, var={"gene": genes})
@@ -159,30 +164,22 @@ def main() -> None:
     def plain_copy():
         return csr.data.copy(), csr.indices.copy(), csr.indptr.copy()
 
-    t_c, m_c, _ = measure(plain_copy, args.repeats)
-    first["plain copy of the 3 arrays"] = (FIRST[id(plain_copy)], float("nan"))
-    rows.append(("plain copy of the 3 arrays", t_c, m_c, float("nan"), float("nan")))
+    ours_only("plain copy of the 3 arrays", plain_copy)
 
     def r_alloc_x():  # R's allocation of the x vector alone (not filled): the garbage collection it runs
         return _sparse._alloc("double", csr.nnz)
 
-    t_a, m_a, _ = measure(r_alloc_x, args.repeats)
-    first["R allocates x (no fill)"] = (FIRST[id(r_alloc_x)], float("nan"))
-    rows.append(("R allocates x (no fill)", t_a, m_a, float("nan"), float("nan")))
+    ours_only("R allocates x (no fill)", r_alloc_x)
 
     def r_full_gc():  # one full garbage collection of this R session (SCE, SeuratObject loaded)
         return ro.r("gc(full = TRUE)")
 
-    t_g, m_g, _ = measure(r_full_gc, args.repeats)
-    first["R full gc()"] = (FIRST[id(r_full_gc)], float("nan"))
-    rows.append(("R full gc()", t_g, m_g, float("nan"), float("nan")))
+    ours_only("R full gc()", r_full_gc)
 
     def ours_to_dgc():
         return _sparse.csr_to_dgc(csr, genes, cells)
 
-    t_d, m_d, _ = measure(ours_to_dgc, args.repeats)
-    first["AnnData X -> dgCMatrix"] = (FIRST[id(ours_to_dgc)], float("nan"))
-    rows.append(("AnnData X -> dgCMatrix", t_d, m_d, float("nan"), float("nan")))
+    ours_only("AnnData X -> dgCMatrix", ours_to_dgc)
 
     def ours_to_sce():
         return to_r(adata, kind="SingleCellExperiment")
@@ -204,9 +201,7 @@ def main() -> None:
     def ours_to_seurat():
         return to_r(adata, kind="Seurat")
 
-    t_v, m_v, _ = measure(ours_to_seurat, args.repeats)
-    first["AnnData -> R (Seurat)"] = (FIRST[id(ours_to_seurat)], float("nan"))
-    rows.append(("AnnData -> R (Seurat)", t_v, m_v, float("nan"), float("nan")))
+    ours_only("AnnData -> R (Seurat)", ours_to_seurat)
 
     print()
     head = (
