@@ -7,4 +7,5 @@
 #' found.
 #'
 #' @keywords internal
+#' @useDynLib pyscvibridge, .registration = TRUE
 "_PACKAGE"

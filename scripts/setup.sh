@@ -46,7 +46,7 @@ fi
 # 3. The R package (when the repository holds one), reinstalled when its sources change
 if [ -f DESCRIPTION ]; then
   rstamp="$VENV/.r-installed"
-  rwant=$(cat DESCRIPTION NAMESPACE R/*.R 2>/dev/null | sha256sum | cut -c1-16)
+  rwant=$(cat DESCRIPTION NAMESPACE R/*.R src/*.c 2>/dev/null | sha256sum | cut -c1-16)
   if [ ! -f "$rstamp" ] || [ "$(cat "$rstamp")" != "$rwant" ]; then
     log "installing the R package"
     mkdir -p "$VENV/Rlib"

@@ -335,6 +335,21 @@
   if (is.null(swapped)) build(assays) else swapped
 }
 
+# The R package's allocator of buffer vectors (src/buffers.c: numeric vectors whose memory R's
+# allocator does not hand out, so allocating one never runs a garbage collection). Loads only the
+# package's shared library, not its namespace (which would set up reticulate). NULL when the R
+# package is not installed in R's library or predates the routine.
+.pysb_buffer_routine <- function() {
+  dir <- find.package("pyscvibridge", quiet = TRUE)
+  if (!length(dir)) return(NULL)
+  tryCatch({
+    dll <- library.dynam("pyscvibridge", "pyscvibridge", lib.loc = dirname(dir[1]))
+    getNativeSymbolInfo("pysb_buffer_vector", dll)
+  }, error = function(e) NULL)
+}
+
+.pysb_buffer_vector <- function(routine, type, n) .Call(routine, type, n)
+
 .pysb_new_dgc <- function(i, p, x, Dim, Dimnames) {
   loadNamespace("Matrix")
   m <- methods::new("dgCMatrix")

@@ -10,11 +10,17 @@ or AnnData built on them does, even after the R object itself is gone.
 The views are read-only: modifying them would modify the R object behind R's back. Call
 ``adata.X = adata.X.copy()`` (or ``from_r(..., copy=True)``) before editing values in place.
 Integer counts are stored as doubles in a ``dgCMatrix``, so the values are float64.
+
+Python -> R copies each array once, into a *buffer vector* when the R package is installed (see
+:func:`_buffer_routine`): R never runs its garbage collector to make room for it, so the copy costs
+what a NumPy copy costs. R frees the buffer when it collects the vector; R's ``gc()`` does not count
+its memory.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 import numpy as np
@@ -22,6 +28,7 @@ from scipy import sparse
 
 from .._errors import PyscvibridgeError
 from . import _r
+from ._manifest import logger
 
 
 class _RBuffer:
@@ -148,11 +155,43 @@ def _advise_huge_pages(addr: int, nbytes: int) -> None:
             pass
 
 
+@functools.cache
+def _buffer_routine():
+    """The R package's buffer-vector allocator (``src/buffers.c``), or None when R cannot find it.
+
+    A buffer vector is an ordinary double or integer vector to R whose memory R's allocator does
+    not hand out, so creating one never runs R's garbage collector. R's own allocation of a large
+    vector runs a collection whenever the vector outgrows R's heap, a full one when the heap is far
+    too small: about a second with Seurat and Bioconductor loaded, several times the copy itself.
+    """
+    routine = _r.call(".pysb_buffer_routine")
+    if _r.is_null(routine):
+        logger.info(
+            "the R package 'pyscvibridge' is not installed in R's library: large matrices are copied "
+            "into memory R allocates, which can cost a garbage collection per matrix; install it "
+            "(R CMD INSTALL on the repository, or scripts/setup.sh) for copies at NumPy's speed"
+        )
+        return None
+    return routine
+
+
 def _alloc(kind: str, n: int):
-    """A new, uninitialised R vector of ``n`` doubles or integers (huge pages asked for)."""
+    """A new, uninitialised R vector of ``n`` doubles or integers.
+
+    A buffer vector when the R package is installed (no garbage collection, huge pages), else R's
+    own allocation with huge pages asked for.
+    """
     from rpy2.rinterface_lib import _rinterface_capi, memorymanagement, openrlib
 
     rinterface = _r.ri()
+    routine = _buffer_routine()
+    if routine is not None:
+        return _r.call(
+            ".pysb_buffer_vector",
+            routine,
+            rinterface.StrSexpVector([kind]),
+            rinterface.FloatSexpVector([float(n)]),
+        )
     cls = rinterface.FloatSexpVector if kind == "double" else rinterface.IntSexpVector
     with memorymanagement.rmemory() as rmemory:
         cdata = rmemory.protect(openrlib.rlib.Rf_allocVector(cls._R_TYPE, n))
@@ -183,9 +222,7 @@ def r_matrix(arr: np.ndarray, rownames=None, colnames=None):
     rinterface = _r.ri()
     arr = np.asarray(arr)
     n, k = arr.shape
-    rvec = rinterface.baseenv["vector"](
-        rinterface.StrSexpVector(["double"]), rinterface.IntSexpVector([n * k])
-    )
+    rvec = _alloc("double", n * k)
     if n * k:
         out = view(rvec, writable=True, shape=(k, n))
         np.copyto(out, arr.T, casting="unsafe")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from pyscvibridge.convert import _r, _sparse, from_r, to_r
+from pyscvibridge.convert import _r, _sparse, assign, from_r, to_r
 
 pytestmark = pytest.mark.r
 
@@ -106,3 +106,62 @@ def test_fast_seurat_equals_create_seurat_object(r, rglobal):
     assert not failed
     assert list(r("levels(o$orig.ident)")) == ["sampleA", "sampleB"]
     assert r("o$nFeature_RNA[4]")[0] == 0
+
+
+def _buffer_bytes(r) -> float:
+    """Bytes held by the R package's buffer vectors that R has not freed yet."""
+    return r(".Call(getNativeSymbolInfo('pysb_buffer_bytes', 'pyscvibridge'))")[0]
+
+
+def test_matrices_cross_in_buffers_that_r_owns_and_frees(r):
+    assert _sparse._buffer_routine() is not None, (
+        "the R package is not in R's library: run the tests with `make test` (R_LIBS_USER=.venv/Rlib)"
+    )
+    m = _csr(seed=7, shape=(60, 50))
+    cells, genes = [f"c{i}" for i in range(60)], [f"g{i}" for i in range(50)]
+    r("invisible(gc())")
+    before = _buffer_bytes(r)
+    assign("m", _sparse.csr_to_dgc(m, genes, cells))  # rglobal["m"] = ... would copy
+    # x (double), i and p (integer) are buffer vectors: R's allocator handed out none of that memory
+    assert _buffer_bytes(r) - before == m.nnz * 8 + m.nnz * 4 + (60 + 1) * 4
+    assert r("any(grepl('pyscvibridge buffer', capture.output(.Internal(inspect(m@x)))))")[0]
+    assert r("validObject(m, complete = TRUE)")[0]
+    np.testing.assert_array_equal(np.asarray(r("as.matrix(m)")), m.toarray().T)
+    checks = r(
+        """
+        m2 <- m
+        m2@x[1] <- -1                          # copy on modify: m keeps its value
+        f <- tempfile(fileext = ".rds")
+        saveRDS(m, f)
+        back <- readRDS(f)                     # a plain vector in the file: readable without the package
+        c(unchanged = m@x[1] != -1, modified = m2@x[1] == -1, file = identical(back, m),
+          plain = !any(grepl("pyscvibridge buffer", capture.output(.Internal(inspect(back@x))))),
+          subset = identical(m@x[c(3, 1)], back@x[c(3, 1)]), sums = all(Matrix::colSums(m) == Matrix::colSums(back)))
+        """
+    )
+    assert all(checks), dict(zip(checks.names, checks, strict=True))
+    r("rm(m, m2, back); invisible(gc())")
+    assert _buffer_bytes(r) == before  # R freed every buffer when it collected the vectors
+
+
+def test_without_the_r_package_matrices_go_to_r_allocated_memory(r, monkeypatch):
+    m = _csr(seed=8)
+    cells, genes = [f"c{i}" for i in range(30)], [f"g{i}" for i in range(40)]
+    assign("a", _sparse.csr_to_dgc(m, genes, cells))
+    monkeypatch.setattr(_sparse, "_buffer_routine", lambda: None)
+    assign("b", _sparse.csr_to_dgc(m, genes, cells))
+    assert r("identical(a, b)")[0]
+    assert not r("any(grepl('pyscvibridge buffer', capture.output(.Internal(inspect(b@x)))))")[0]
+
+
+def test_a_missing_r_package_is_reported_once(monkeypatch, caplog):
+    real_call = _r.call
+
+    def no_package(name, *args, **kwargs):
+        return _r.ri().NULL if name == ".pysb_buffer_routine" else real_call(name, *args, **kwargs)
+
+    monkeypatch.setattr(_r, "call", no_package)
+    find = _sparse._buffer_routine.__wrapped__  # uncached: the cached answer is the installed package
+    with caplog.at_level("INFO", logger="pyscvibridge.convert"):
+        assert find() is None
+    assert "R package 'pyscvibridge' is not installed" in caplog.text
