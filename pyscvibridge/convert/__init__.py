@@ -5,6 +5,8 @@
 - :func:`to_r` / :func:`write_rds`: AnnData -> a Seurat object or a SingleCellExperiment.
 - :func:`add_results`: embeddings (and a ``misc`` record) from an AnnData added to the R object
   it came from, without copying its matrices back.
+- :func:`assign`: bind an R object to a name in R without the copy rpy2's
+  ``globalenv[name] = obj`` makes.
 
 Conventions (details in the private modules' docstrings):
 
@@ -27,7 +29,7 @@ rpy2 is imported when one of these is called, not when this module is imported
 
 from __future__ import annotations
 
-from ._api import add_results, from_r, read_rds, reduction_key
+from ._api import add_results, assign, from_r, read_rds, reduction_key
 from ._manifest import Manifest
 from ._seurat import ORIGINAL_NAME_COLUMN, SPLIT_COLUMN
 from ._write import to_r, write_rds
@@ -37,6 +39,7 @@ __all__ = [
     "SPLIT_COLUMN",
     "Manifest",
     "add_results",
+    "assign",
     "from_r",
     "read_rds",
     "reduction_key",

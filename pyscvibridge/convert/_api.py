@@ -137,6 +137,16 @@ def _cell_order(obj_cells: list[str], adata, where: str) -> np.ndarray:
     return idx
 
 
+def assign(name: str, obj, *, envir=None) -> None:
+    """Bind the R object ``obj`` to ``name`` in R's global environment (or ``envir``), without a copy.
+
+    rpy2's ``robjects.globalenv[name] = obj`` (and ``%%R -i``) duplicates the object first, which
+    for a Seurat object or a SingleCellExperiment copies every matrix. Use this to hand the
+    results of :func:`add_results` or :func:`to_r` to R code, e.g. to ``%%R`` cells.
+    """
+    _r.bind(_r.ri().globalenv if envir is None else envir, name, obj)
+
+
 def add_results(
     obj,
     adata,

@@ -50,6 +50,16 @@ def rfun(name: str, package: str | None = None):
     )
 
 
+def bind(env, name: str, value) -> None:
+    """Bind ``value`` to ``name`` in the R environment ``env``, without copying it.
+
+    rpy2's ``env[name] = value`` duplicates the value first: for a Seurat object or a
+    SingleCellExperiment that is a deep copy of every matrix.
+    """
+    rinterface = ri()
+    rinterface.baseenv["assign"](rinterface.StrSexpVector([name]), value, envir=env)
+
+
 def has_package(package: str) -> bool:
     rinterface = ri()
     res = rinterface.baseenv["requireNamespace"](

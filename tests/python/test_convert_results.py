@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pyscvibridge import PyscvibridgeError
-from pyscvibridge.convert import add_results, from_r, reduction_key
+from pyscvibridge.convert import add_results, assign, from_r, reduction_key
 
 pytestmark = pytest.mark.r
 
@@ -232,3 +232,17 @@ def test_add_results_expression_as_sce_altexp(r, rglobal):
         adata.obsm["scvi_normalized"].to_numpy().T,
         rtol=1e-6,
     )
+
+
+def test_assign_binds_the_object_itself_where_rpy2_would_copy_it(r):
+    import rpy2.robjects as ro
+
+    obj = r("local(Matrix::rsparsematrix(50, 40, 0.2))")
+    address = "function(m) sub(' .*', '', capture.output(.Internal(inspect(m@x)))[1])"
+    assign("bound", obj)
+    ro.globalenv["copied"] = obj  # rpy2 duplicates: the reason assign() exists
+    assert r(f"({address})(bound)")[0] == r(address)(obj)[0]
+    assert r(f"({address})(copied)")[0] != r(address)(obj)[0]
+    env = r("new.env()")
+    assign("inside", obj, envir=env)
+    assert r("get")("inside", envir=env).rid == obj.rid

@@ -13,6 +13,12 @@ skip_if_no_seurat_object <- function() {
   skip_if_not_installed("SeuratObject")
 }
 
+# Where a vector's data live (from R's inspect output): equal addresses mean one shared vector,
+# not a copy.
+vector_address <- function(x) {
+  sub(" .*", "", utils::capture.output(.Internal(inspect(x)))[1])
+}
+
 fixture_path <- function(name) {
   # tests/fixtures (R CMD check copies the whole tests/ folder, so this holds there too)
   path <- test_path("..", "fixtures", name)

@@ -23,6 +23,8 @@ test_that("SCE: reducedDims scVI and UMAP_scVI and metadata added, nothing else 
   expect_identical(SummarizedExperiment::colData(res), SummarizedExperiment::colData(sce))
   expect_identical(SummarizedExperiment::rowData(res), SummarizedExperiment::rowData(sce))
   expect_identical(SummarizedExperiment::assays(res), SummarizedExperiment::assays(sce))
+  counts_x <- function(x) SummarizedExperiment::assay(x, "counts", withDimnames = FALSE)@x
+  expect_identical(vector_address(counts_x(res)), vector_address(counts_x(sce)))  # shared, not copied
   meta <- S4Vectors::metadata(res)
   expect_identical(meta$source, "CellBench fixture")
   expect_identical(meta$scVI$params$batch_key, "batch")

@@ -8,6 +8,8 @@ test_that("pbmc_small (Seurat v4): scVI and umap.scVI added, nothing else change
   expect_s4_class(res, "Seurat")
   expect_scvi_reductions(res, colnames(pbmc), n_latent = 5)
   expect_seurat_unchanged(res, pbmc)
+  # the counts are the input's vectors, not a copy
+  expect_identical(vector_address(res@assays$RNA@counts@x), vector_address(pbmc@assays$RNA@counts@x))
 
   prov <- res@misc$scVI
   expect_identical(prov$params$batch_key, "groups")
