@@ -7,8 +7,12 @@ measures in one process:
 - R -> AnnData: ``pyscvibridge.convert.from_r`` (views R's arrays) vs anndata2ri's rpy2py;
 - AnnData -> R: ``pyscvibridge.convert.to_r`` vs anndata2ri's py2rpy, against a plain NumPy copy
   of the CSR arrays as the reference for "one copy"; and the count matrix alone (CSR -> a new
-  ``dgCMatrix``), which is the copy itself without the object's fixed costs; R's allocation of the
-  x vector alone and one full ``gc()``, which R runs when a large allocation outgrows its heap.
+  ``dgCMatrix``), which is the copy itself without the object's fixed costs, into buffer vectors
+  (the R package's; ``src/buffers.c``) and, for comparison, into vectors R allocates (the path
+  without the R package); the allocation of the x vector alone both ways, and one full ``gc()``,
+  which R runs when a large allocation outgrows its heap;
+- handing an object to R code under a name: ``convert.assign`` vs rpy2's ``globalenv[name] = obj``
+  (which duplicates the object).
 
 Peak memory is the process's resident-set high-water mark above its size before the step
 (``/proc/self/clear_refs`` resets the mark; Linux only). Usage::
@@ -19,6 +23,7 @@ Peak memory is the process's resident-set high-water mark above its size before 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import time
@@ -112,7 +117,16 @@ def main() -> None:
     import rpy2.robjects as ro
     from rpy2.robjects.conversion import localconverter
 
-    from pyscvibridge.convert import _r, _sparse, from_r, to_r
+    from pyscvibridge.convert import _r, _sparse, assign, from_r, to_r
+
+    @contextlib.contextmanager
+    def without_r_package():  # the path taken when R cannot find the R package (R allocates)
+        found = _sparse._buffer_routine
+        _sparse._buffer_routine = lambda: None
+        try:
+            yield
+        finally:
+            _sparse._buffer_routine = found
 
     n = args.n
     csr = build_csr(n, args.nnz_per_cell)
@@ -166,10 +180,16 @@ def main() -> None:
 
     ours_only("plain copy of the 3 arrays", plain_copy)
 
-    def r_alloc_x():  # R's allocation of the x vector alone (not filled): the garbage collection it runs
+    def r_alloc_x():  # the x vector alone (not filled): a buffer vector, R allocates only its header
         return _sparse._alloc("double", csr.nnz)
 
-    ours_only("R allocates x (no fill)", r_alloc_x)
+    ours_only("x: buffer vector (no fill)", r_alloc_x)
+
+    def r_own_alloc_x():  # R's own allocation of x, as without the R package: the collection it runs
+        with without_r_package():
+            return _sparse._alloc("double", csr.nnz)
+
+    ours_only("x: R allocates (no fill)", r_own_alloc_x)
 
     def r_full_gc():  # one full garbage collection of this R session (SCE, SeuratObject loaded)
         return ro.r("gc(full = TRUE)")
@@ -180,6 +200,12 @@ def main() -> None:
         return _sparse.csr_to_dgc(csr, genes, cells)
 
     ours_only("AnnData X -> dgCMatrix", ours_to_dgc)
+
+    def ours_to_dgc_r_alloc():
+        with without_r_package():
+            return _sparse.csr_to_dgc(csr, genes, cells)
+
+    ours_only("... without the R package", ours_to_dgc_r_alloc)
 
     def ours_to_sce():
         return to_r(adata, kind="SingleCellExperiment")
@@ -197,6 +223,19 @@ def main() -> None:
     rows.append(("AnnData -> R (SCE)", t_o, m_o, t_s, m_s))
     del s_o, s_s
     ro.r("rm(s_o, s_s)")
+
+    sce_obj = to_r(adata, kind="SingleCellExperiment")
+
+    def bind_assign():  # hand an object to R code under a name: convert.assign binds it
+        assign("bound", sce_obj)
+
+    def bind_rpy2():  # rpy2's env[name] = obj duplicates the object first
+        ro.globalenv["bound"] = sce_obj
+
+    ours_only("bind SCE: convert.assign", bind_assign)
+    ours_only("bind SCE: rpy2 env[] =", bind_rpy2)
+    ro.r("rm(bound)")
+    sce_obj = None  # free it before the Seurat rows
 
     def ours_to_seurat():
         return to_r(adata, kind="Seurat")
@@ -224,7 +263,7 @@ def main() -> None:
     by_name = {r[0]: r for r in rows}
     copy_t, copy_first = by_name["plain copy of the 3 arrays"][1], first["plain copy of the 3 arrays"][0]
     print()
-    for name in ("AnnData X -> dgCMatrix", "AnnData -> R (SCE)"):
+    for name in ("AnnData X -> dgCMatrix", "... without the R package", "AnnData -> R (SCE)"):
         print(
             f"{name}, ours / plain copy: {by_name[name][1] / copy_t:.2f}x best, "
             f"{first[name][0] / copy_first:.2f}x first run (target <= 1.5x)"

@@ -112,13 +112,8 @@ def column_to_r(values: pd.Series):
         return _sparse.r_vector(out, "integer")
     if pd.api.types.is_float_dtype(dtype):
         return _sparse.r_vector(values.to_numpy(dtype="float64", na_value=np.nan), "double")
-    return _r.r_str([None if _is_na(v) else str(v) for v in values.to_numpy(dtype=object)])
-
-
-def _is_na(v) -> bool:
-    if v is None or v is pd.NA:
-        return True
-    return isinstance(v, float) and np.isnan(v)
+    arr = values.to_numpy(dtype=object)
+    return _r.r_str([None if missing else str(v) for v, missing in zip(arr, pd.isna(arr), strict=True)])
 
 
 def pandas_to_r_data_frame(df: pd.DataFrame, row_names=None):

@@ -337,10 +337,13 @@
 
 # The R package's allocator of buffer vectors (src/buffers.c: numeric vectors whose memory R's
 # allocator does not hand out, so allocating one never runs a garbage collection). Loads only the
-# package's shared library, not its namespace (which would set up reticulate). NULL when the R
-# package is not installed in R's library or predates the routine.
-.pysb_buffer_routine <- function() {
+# package's shared library, not its namespace (which would set up reticulate). Looks in R's library,
+# then in `extra_lib` (the virtual environment's Rlib, where scripts/setup.sh installs it). NULL when
+# the R package is in neither or predates the routine.
+.pysb_buffer_routine <- function(extra_lib = character()) {
   dir <- find.package("pyscvibridge", quiet = TRUE)
+  extra_lib <- extra_lib[dir.exists(extra_lib)]
+  if (!length(dir) && length(extra_lib)) dir <- find.package("pyscvibridge", lib.loc = extra_lib, quiet = TRUE)
   if (!length(dir)) return(NULL)
   tryCatch({
     dll <- library.dynam("pyscvibridge", "pyscvibridge", lib.loc = dirname(dir[1]))

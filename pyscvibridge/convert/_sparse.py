@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -164,12 +165,14 @@ def _buffer_routine():
     vector runs a collection whenever the vector outgrows R's heap, a full one when the heap is far
     too small: about a second with Seurat and Bioconductor loaded, several times the copy itself.
     """
-    routine = _r.call(".pysb_buffer_routine")
+    venv_lib = str(Path(sys.prefix) / "Rlib")  # where scripts/setup.sh installs the R package
+    routine = _r.call(".pysb_buffer_routine", _r.r_str([venv_lib]))
     if _r.is_null(routine):
         logger.info(
-            "the R package 'pyscvibridge' is not installed in R's library: large matrices are copied "
-            "into memory R allocates, which can cost a garbage collection per matrix; install it "
-            "(R CMD INSTALL on the repository, or scripts/setup.sh) for copies at NumPy's speed"
+            "the R package 'pyscvibridge' is neither in R's library nor in %s: large matrices are "
+            "copied into memory R allocates, which can cost a garbage collection per matrix; install "
+            "it (scripts/setup.sh, or R CMD INSTALL on the repository) for copies at NumPy's speed",
+            venv_lib,
         )
         return None
     return routine

@@ -63,7 +63,7 @@ def _check_names(adata) -> None:
 
 
 def _seurat_feature_names(names: list[str], man: Manifest) -> list[str]:
-    new = [re.sub(r"[_|]", "-", n) for n in names]
+    new = [n.replace("_", "-").replace("|", "-") for n in names]
     changed = {o: n for o, n in zip(names, new, strict=True) if o != n}
     if len(set(new)) != len(new):
         s = pd.Index(new)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -164,4 +167,17 @@ def test_a_missing_r_package_is_reported_once(monkeypatch, caplog):
     find = _sparse._buffer_routine.__wrapped__  # uncached: the cached answer is the installed package
     with caplog.at_level("INFO", logger="pyscvibridge.convert"):
         assert find() is None
-    assert "R package 'pyscvibridge' is not installed" in caplog.text
+    assert "R package 'pyscvibridge' is neither in R's library" in caplog.text
+
+
+def test_the_r_package_is_found_in_the_virtual_environment(r):
+    # scripts/setup.sh installs it into <venv>/Rlib: found there when R's library lacks it (a CLI run
+    # without R_LIBS_USER)
+    venv_lib = Path(sys.prefix) / "Rlib"
+    assert (venv_lib / "pyscvibridge").is_dir(), "run the tests in the environment scripts/setup.sh makes"
+    r(f".pysb_old <- .libPaths(); .libPaths(setdiff(.pysb_old, normalizePath({str(venv_lib)!r})))")
+    try:
+        assert _r.is_null(_r.call(".pysb_buffer_routine"))  # not in R's library now
+        assert _sparse._buffer_routine.__wrapped__() is not None  # found in <venv>/Rlib
+    finally:
+        r(".libPaths(.pysb_old)")
