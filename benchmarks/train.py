@@ -77,6 +77,10 @@ ARMS: dict[str, dict] = {
     "fast-lr2e-3": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"lr": 2e-3}}},
     "fast-w50": {"preset": "fast", "train_kwargs": {"plan_kwargs": {"n_epochs_kl_warmup": 50}}},
     "fast-noES": {"preset": "fast", "train_kwargs": {"early_stopping": False}},
+    "fast-w100-noES": {  # the scvi-tools schedule compressed: KL warm-up over the whole budget, no early stop
+        "preset": "fast",
+        "train_kwargs": {"early_stopping": False, "plan_kwargs": {"n_epochs_kl_warmup": "max_epochs"}},
+    },
     "fast-sparse": {"preset": "fast", "train_kwargs": {"load_sparse_tensor": True}},
     "fast-e150": {  # a larger budget (150 epochs), KL warm-up over its first quarter
         "preset": "fast",
@@ -168,14 +172,15 @@ def marker_labels(adata, markers: dict[str, list[str]], k: int = 30, seed: int =
 
 
 def arm_kwargs(name: str, n_cells: int) -> dict:
-    from pyscvibridge._training import default_max_epochs
+    from pyscvibridge._training import default_max_epochs, fast_max_epochs
 
     spec = json.loads(json.dumps(ARMS[name]))
     if spec.get("max_epochs") == "quarter":
         spec["max_epochs"] = max(1, round(default_max_epochs(n_cells) / 4))
     plan = spec.get("train_kwargs", {}).get("plan_kwargs", {})
-    if plan.get("n_epochs_kl_warmup") == "max_epochs":
-        plan["n_epochs_kl_warmup"] = spec["max_epochs"]
+    if plan.get("n_epochs_kl_warmup") == "max_epochs":  # the warm-up spans the arm's epoch budget
+        budget = fast_max_epochs(n_cells) if spec["preset"] == "fast" else default_max_epochs(n_cells)
+        plan["n_epochs_kl_warmup"] = spec.get("max_epochs", budget)
     return spec
 
 
