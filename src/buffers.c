@@ -14,6 +14,7 @@
  * data2 = the length as a double. Python (pyscvibridge.convert) calls pysb_buffer_vector through
  * .Call and fills the buffer through DATAPTR.
  */
+#define _DEFAULT_SOURCE /* posix_memalign and MADV_HUGEPAGE under a strict C standard too */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,9 +36,9 @@ static double live_bytes = 0; /* bytes held by buffers not yet freed (for tests)
 /* A buffer of nbytes; above a few huge pages, 2 MiB-aligned with transparent huge pages asked for:
  * filling 320 MB of 4 KiB pages costs ~80,000 page faults, several times the copy itself. */
 static void *buffer_alloc(size_t nbytes) {
-  void *p = NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (nbytes >= 4 * HUGE_PAGE) {
+    void *p = NULL;
     size_t rounded = (nbytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
     if (posix_memalign(&p, HUGE_PAGE, rounded) != 0) return NULL;
     madvise(p, rounded, MADV_HUGEPAGE); /* a hint: its failure changes nothing */
