@@ -118,7 +118,7 @@ def _buffer_bytes(r) -> float:
 
 def test_matrices_cross_in_buffers_that_r_owns_and_frees(r):
     assert _sparse._buffer_routine() is not None, (
-        "the R package is not in R's library: run the tests with `make test` (R_LIBS_USER=.venv/Rlib)"
+        "R finds the R package neither in its library nor in <venv>/Rlib: run scripts/setup.sh"
     )
     m = _csr(seed=7, shape=(60, 50))
     cells, genes = [f"c{i}" for i in range(60)], [f"g{i}" for i in range(50)]
@@ -157,7 +157,7 @@ def test_without_the_r_package_matrices_go_to_r_allocated_memory(r, monkeypatch)
     assert not r("any(grepl('pyscvibridge buffer', capture.output(.Internal(inspect(b@x)))))")[0]
 
 
-def test_a_missing_r_package_is_reported_once(monkeypatch, caplog):
+def test_a_missing_r_package_is_reported(monkeypatch, caplog):
     real_call = _r.call
 
     def no_package(name, *args, **kwargs):
@@ -180,4 +180,4 @@ def test_the_r_package_is_found_in_the_virtual_environment(r):
         assert _r.is_null(_r.call(".pysb_buffer_routine"))  # not in R's library now
         assert _sparse._buffer_routine.__wrapped__() is not None  # found in <venv>/Rlib
     finally:
-        r(".libPaths(.pysb_old)")
+        r(".libPaths(.pysb_old); rm(.pysb_old)")
