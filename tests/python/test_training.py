@@ -57,7 +57,7 @@ def test_fast_preset_schedule():
     for n in (500, 1408, 14000, 100_000):
         plan = training_plan("fast", n)
         assert plan["max_epochs"] == fast_max_epochs(n) < default_max_epochs(n) or n > 50_000
-        assert plan["early_stopping"] is True
+        assert plan["early_stopping"] is False  # every epoch of the budget runs
         assert plan["lr"] > 1e-3
         assert plan["n_epochs_kl_warmup"] <= plan["max_epochs"]
         assert plan["threads"] >= 1
@@ -83,12 +83,12 @@ def test_fast_preset_trains_and_records(small):
     assert np.isfinite(model.history["elbo_validation"].to_numpy(dtype=float)).all()
 
 
-def test_early_stopping_stops(small):
+def test_early_stopping_asked_for_stops_and_is_recorded(small):
     # any epoch that does not improve the validation ELBO by 1e9 counts as no improvement
-    model = _train(
-        small, max_epochs=10, train_kwargs={"early_stopping_min_delta": 1e9, "early_stopping_patience": 2}
-    )
+    es = {"early_stopping": True, "early_stopping_min_delta": 1e9, "early_stopping_patience": 2}
+    model = _train(small, max_epochs=10, train_kwargs=es)
     rec = model._pyscvibridge_training
+    assert (rec["early_stopping"], rec["early_stopping_patience"]) == (True, 2)
     assert rec["stopped_early"] is True
     assert rec["epochs_run"] < 10
     assert rec["epochs_run"] == len(model.history["elbo_train"])
