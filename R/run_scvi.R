@@ -46,11 +46,9 @@
 #'   percentage of mitochondrial counts (continuous, numeric).
 #' @param n_top_genes Number of highly variable genes scVI is trained on.
 #' @param n_latent Dimension of the scVI latent space.
-#' @param max_epochs Training epochs (an upper bound when the preset stops early); `NULL` uses the
-#'   preset's schedule for the number of cells.
+#' @param max_epochs Training epochs; `NULL` uses the preset's schedule for the number of cells.
 #' @param preset Training schedule: `"fast"` (the Python package's default: a quarter of the
-#'   epochs at a higher learning rate, early stopping and a cheaper exact likelihood, for the same
-#'   model) or `"scvi-tools"` (scvi-tools' defaults exactly). `NULL` uses the Python default.
+#'   epochs at a higher learning rate and a cheaper exact likelihood, for the same model) or `"scvi-tools"` (scvi-tools' defaults exactly). `NULL` uses the Python default.
 #' @param seed Random seed (scvi-tools, PCA, UMAP): the same seed gives the same result.
 #' @param accelerator `"auto"`, `"cpu"` or `"gpu"`; passed to Lightning.
 #' @param devices `"auto"`, a number of devices, or device ids; passed to Lightning.

@@ -73,12 +73,12 @@ def integrate(
     n_latent
         Dimension of the scVI latent space.
     max_epochs
-        Training epochs (an upper bound when the preset stops early); default: the preset's schedule.
+        Training epochs; default: the preset's schedule.
     preset
-        Training schedule: ``"fast"`` (a quarter of the epochs at a higher learning rate, early
-        stopping, a cheaper exact likelihood; the same model) or ``"scvi-tools"`` (scvi-tools'
-        defaults exactly: ``min(round(20000 / n_cells * 400), 400)`` epochs, minibatches of 128).
-        See ``pyscvibridge._training``.
+        Training schedule: ``"fast"`` (a quarter of the epochs at a higher learning rate, a
+        cheaper exact likelihood; the same model) or ``"scvi-tools"`` (scvi-tools' defaults exactly:
+        ``min(round(20000 / n_cells * 400), 400)`` epochs, minibatches of 128). See
+        ``pyscvibridge._training``.
     seed
         Seed for scvi-tools (torch, numpy), the PCA and the UMAPs.
     feature_types

@@ -558,12 +558,12 @@ _integrate_options = [
     click.option(
         "--max-epochs",
         type=click.IntRange(min=1),
-        help="Training epochs (an upper bound with early stopping) [default: the preset's schedule].",
+        help="Training epochs [default: the preset's schedule].",
     ),
     click.option(
         "--preset",
         type=click.Choice(["fast", "scvi-tools"]),
-        help="Training schedule: 'fast' (a quarter of the epochs, higher learning rate, early stopping) or "
+        help="Training schedule: 'fast' (a quarter of the epochs at a higher learning rate) or "
         "'scvi-tools' (its defaults, as in the scVI tutorial) [default: fast].",
     ),
     click.option(
