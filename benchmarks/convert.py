@@ -9,8 +9,8 @@ measures in one process:
   of the CSR arrays as the reference for "one copy"; and the count matrix alone (CSR -> a new
   ``dgCMatrix``), which is the copy itself without the object's fixed costs, into buffer vectors
   (the R package's; ``src/buffers.c``) and, for comparison, into vectors R allocates (the path
-  without the R package); the allocation of the x vector alone both ways, and one full ``gc()``,
-  which R runs when a large allocation outgrows its heap;
+  without the R package); and one full ``gc()``, which R runs when a large allocation outgrows its
+  heap;
 - handing an object to R code under a name: ``convert.assign`` vs rpy2's ``globalenv[name] = obj``
   (which duplicates the object).
 
@@ -179,17 +179,6 @@ def main() -> None:
         return csr.data.copy(), csr.indices.copy(), csr.indptr.copy()
 
     ours_only("plain copy of the 3 arrays", plain_copy)
-
-    def r_alloc_x():  # the x vector alone (not filled): a buffer vector, R allocates only its header
-        return _sparse._alloc("double", csr.nnz)
-
-    ours_only("x: buffer vector (no fill)", r_alloc_x)
-
-    def r_own_alloc_x():  # R's own allocation of x, as without the R package: the collection it runs
-        with without_r_package():
-            return _sparse._alloc("double", csr.nnz)
-
-    ours_only("x: R allocates (no fill)", r_own_alloc_x)
 
     def r_full_gc():  # one full garbage collection of this R session (SCE, SeuratObject loaded)
         return ro.r("gc(full = TRUE)")

@@ -304,7 +304,7 @@ def _run_integrate(
         expression=expression,
         expression_name="scVI",
     )
-    _set_result(env, result)
+    convert.assign("result", result, envir=env)  # env["result"] = ... would copy it
     write_s = time.perf_counter() - t0
     names = ", ".join(repr(v) for v in reductions.values())
     columns = f", the columns {', '.join(repr(c) for c in obs_columns)}" if obs_columns else ""
@@ -438,7 +438,7 @@ def _run_map_query(
         misc_key="scVI",
         obs_columns=obs_columns,
     )
-    _set_result(env, result)
+    convert.assign("result", result, envir=env)  # env["result"] = ... would copy it
     names = ", ".join(repr(v) for v in reductions.values())
     columns = f", the columns {', '.join(repr(c) for c in obs_columns)}" if obs_columns else ""
     say(f"Added the reductions {names}{columns} and the mapping record")
@@ -467,7 +467,7 @@ def load_cellbench(
             adata = datasets.cellbench()
             r_kind = "Seurat" if kind == "seurat" else "SingleCellExperiment"
             say(f"CellBench: {adata.n_obs} cells x {adata.n_vars} genes, as a {r_kind}")
-            _set_result(env, convert.to_r(adata, kind=r_kind))
+            convert.assign("result", convert.to_r(adata, kind=r_kind), envir=env)
         except PyscvibridgeError as e:
             return {"ok": False, "error": str(e), "argument": None, "warnings": caught}
     return {
@@ -509,13 +509,6 @@ def _bridge_env(name: str):
         msg = f"internal: {name!r} in R's global environment is not an environment"
         raise TypeError(msg)
     return env
-
-
-def _set_result(env, value) -> None:
-    """Bind ``value`` as ``result`` in the bridge environment, without copying it (see ``_r.bind``)."""
-    from .convert import _r
-
-    _r.bind(env, "result", value)
 
 
 def _silent(_: str) -> None:

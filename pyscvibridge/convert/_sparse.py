@@ -184,8 +184,6 @@ def _alloc(kind: str, n: int):
     A buffer vector when the R package is installed (no garbage collection, huge pages), else R's
     own allocation with huge pages asked for.
     """
-    from rpy2.rinterface_lib import _rinterface_capi, memorymanagement, openrlib
-
     rinterface = _r.ri()
     routine = _buffer_routine()
     if routine is not None:
@@ -195,6 +193,8 @@ def _alloc(kind: str, n: int):
             rinterface.StrSexpVector([kind]),
             rinterface.FloatSexpVector([float(n)]),
         )
+    from rpy2.rinterface_lib import _rinterface_capi, memorymanagement, openrlib
+
     cls = rinterface.FloatSexpVector if kind == "double" else rinterface.IntSexpVector
     with memorymanagement.rmemory() as rmemory:
         cdata = rmemory.protect(openrlib.rlib.Rf_allocVector(cls._R_TYPE, n))
