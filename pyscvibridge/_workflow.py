@@ -12,6 +12,7 @@ import numpy as np
 
 from ._checks import check_obs_key, counts_matrix, obs_for_model
 from ._errors import PyscvibridgeError
+from ._jit_cache import cache_umap_kernels
 from ._training import DEFAULT_PRESET, train_scvi, training_record
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def integrate(
     logger.info("flagged %d highly variable genes in .var['highly_variable']", int(hvg.sum()))
 
     n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
+    cache_umap_kernels()
     sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
     sc.pp.neighbors(
         adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed

@@ -27,6 +27,7 @@ import numpy as np
 
 from ._atomic import atomic_path
 from ._errors import PyscvibridgeError, import_or_hint
+from ._jit_cache import cache_jax_compilations
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -130,6 +131,7 @@ def benchmark(
     if len(np.unique(batch)) < 2:
         msg = f"batch_key {batch_key!r} has a single level: batch correction cannot be measured."
         raise PyscvibridgeError(msg)
+    cache_jax_compilations()
     x_pre = np.asarray(adata.obsm[unintegrated], dtype=np.float32)
     rows = {}
     for key in embeddings:
