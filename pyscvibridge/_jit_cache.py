@@ -8,8 +8,9 @@ run. Users rerun integration while they choose batch keys and genes, so both are
 - numba: UMAP's hot kernels are re-jitted from their own Python source with the same options plus
   ``cache=True``; numba writes the machine code next to UMAP's source (or in ``~/.cache/numba`` if
   that is read-only) and reloads it when UMAP's source file is unchanged. The numbers are identical.
-- JAX: its persistent compilation cache, in ``$XDG_CACHE_HOME/pyscvibridge/jax`` (default
-  ``~/.cache``), unless the user configured a cache of their own.
+- JAX: its persistent compilation cache, in ``jax/`` under pyscvibridge's cache directory
+  (``$PYSCVIBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/pyscvibridge``, else ``~/.cache/pyscvibridge``),
+  unless the user configured a JAX cache of their own.
 
 ``PYSCVIBRIDGE_JIT_CACHE=0`` turns both off; any other value is the JAX cache directory.
 """
@@ -40,8 +41,9 @@ def _setting() -> str | None:
         return None
     if value:
         return value
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "pyscvibridge" / "jax")
+    from .datasets._bmmc import cache_dir
+
+    return str(cache_dir() / "jax")
 
 
 def cache_umap_kernels() -> list[str]:

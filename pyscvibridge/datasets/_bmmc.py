@@ -27,7 +27,7 @@ def cache_dir() -> Path:
     """Where downloads are kept: ``$PYSCVIBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/pyscvibridge``."""
     if env := os.environ.get("PYSCVIBRIDGE_CACHE"):
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pyscvibridge"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pyscvibridge"
 
 
 def _sha256(path: Path) -> str:

@@ -39,7 +39,9 @@ print(json.dumps({
 
 
 def _run(tmp_path, *, umap: bool = True, **env) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k != "PYSCVIBRIDGE_JIT_CACHE"}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in {"PYSCVIBRIDGE_JIT_CACHE", "PYSCVIBRIDGE_CACHE"}
+    }
     environ |= {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env}
     proc = subprocess.run(
         [sys.executable, "-c", RUN, "umap" if umap else "no-umap"],
@@ -105,7 +107,10 @@ def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("PYSCVIBRIDGE_JIT_CACHE", raising=False)
+    monkeypatch.delenv("PYSCVIBRIDGE_CACHE", raising=False)
     assert _jit_cache._setting() == str(tmp_path / "pyscvibridge" / "jax")
+    monkeypatch.setenv("PYSCVIBRIDGE_CACHE", str(tmp_path / "mine"))  # where downloads go too
+    assert _jit_cache._setting() == str(tmp_path / "mine" / "jax")
     monkeypatch.setenv("PYSCVIBRIDGE_JIT_CACHE", str(tmp_path / "elsewhere"))
     assert _jit_cache._setting() == str(tmp_path / "elsewhere")
     for off in ("0", "off", "false", "no", " OFF "):
