@@ -12,7 +12,7 @@ import numpy as np
 from ._checks import counts_matrix
 from ._errors import PyscvibridgeError
 from ._jit_cache import cache_umap_kernels
-from ._training import default_max_epochs
+from ._training import default_max_epochs, keep_torch_threads
 
 if TYPE_CHECKING:
     import os
@@ -244,10 +244,11 @@ def map_query(
         import scanpy as sc
 
         cache_umap_kernels()
-        sc.pp.neighbors(
-            query, n_neighbors=min(n_neighbors, query.n_obs - 1), use_rep="X_scVI", random_state=seed
-        )
-        sc.tl.umap(query, random_state=seed)
+        with keep_torch_threads():
+            sc.pp.neighbors(
+                query, n_neighbors=min(n_neighbors, query.n_obs - 1), use_rep="X_scVI", random_state=seed
+            )
+            sc.tl.umap(query, random_state=seed)
         added.append("obsm['X_umap']")
     epochs_run = len(qmodel.history["elbo_train"]) if "elbo_train" in qmodel.history else 0
     query.uns[QUERY_UNS_KEY] = {

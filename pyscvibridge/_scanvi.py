@@ -9,6 +9,7 @@ import numpy as np
 
 from ._errors import PyscvibridgeError
 from ._jit_cache import cache_umap_kernels
+from ._training import keep_torch_threads
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -218,6 +219,7 @@ def _umap(adata: ad.AnnData, rep: str, *, n_neighbors: int, seed: int) -> None:
 
     name = rep[2:] if rep.startswith("X_") else rep
     cache_umap_kernels()
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, key_added=name, random_state=seed)
-    sc.tl.umap(adata, neighbors_key=name, key_added=f"X_umap_{name}", random_state=seed)
+    with keep_torch_threads():
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, key_added=name, random_state=seed)
+        sc.tl.umap(adata, neighbors_key=name, key_added=f"X_umap_{name}", random_state=seed)
     logger.info("added .obsm['X_umap_%s'] (UMAP of %s)", name, rep)

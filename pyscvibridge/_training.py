@@ -87,6 +87,17 @@ def _torch_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def keep_torch_threads() -> contextlib.AbstractContextManager[None]:
+    """Put torch's thread count back after a block that runs numba's parallel code (UMAP's kernels).
+
+    numba's OpenMP threading layer sets the OpenMP thread count of the calling thread to numba's
+    own (all cores), and torch shares that count: after scanpy's neighbors, a torch limited to one
+    thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``) would train with every core, which
+    on a busy machine spins and slows training down severalfold.
+    """
+    return _torch_threads(None)
+
+
 def training_plan(
     preset: str, n_cells: int, max_epochs: int | None = None, threads: int | None = None
 ) -> dict[str, Any]:
@@ -160,6 +171,7 @@ def train_scvi(
     """
     import anndata as ad
     import scvi
+    import torch
 
     plan = training_plan(preset, adata.n_obs, max_epochs, threads)
     if count_likelihood is not None:
@@ -210,6 +222,7 @@ def train_scvi(
         _torch_threads(plan["threads"] or None),
         faster_count_likelihood(plan["count_likelihood"] == "table"),
     ):
+        plan["torch_threads"] = torch.get_num_threads()  # what training ran with, either preset
         model.train(max_epochs=plan["max_epochs"], accelerator=accelerator, devices=devices, **kwargs)
     plan["train_seconds"] = time.perf_counter() - started
     plan["train_cpu_seconds"] = time.process_time() - cpu_started

@@ -13,7 +13,7 @@ import numpy as np
 from ._checks import check_obs_key, counts_matrix, obs_for_model
 from ._errors import PyscvibridgeError
 from ._jit_cache import cache_umap_kernels
-from ._training import DEFAULT_PRESET, train_scvi, training_record
+from ._training import DEFAULT_PRESET, keep_torch_threads, train_scvi, training_record
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -151,21 +151,16 @@ def integrate(
     adata.var["scvi_kept"] = genes
     n_genes = int(genes.sum())
     logger.info("using %d of %d features (raw counts from %s)", n_genes, adata.n_vars, counts_where)
-
-    adata.layers["logcounts"] = _log_normalise(counts, genes)
-    logger.info("added .layers['logcounts'] (normalize_total on kept genes + log1p)")
-
-    hvg = _highly_variable(adata, genes, batch_key=use_batch, n_top_genes=n_top_genes)
-    logger.info("flagged %d highly variable genes in .var['highly_variable']", int(hvg.sum()))
-
-    n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
-    cache_umap_kernels()
-    sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
-    sc.pp.neighbors(
-        adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed
-    )
-    sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
-    logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
+    with keep_torch_threads():  # scanpy's and UMAP's parallel numba kernels change torch's threads
+        hvg = _unintegrated(
+            adata,
+            counts,
+            genes,
+            batch_key=use_batch,
+            n_top_genes=n_top_genes,
+            n_neighbors=n_neighbors,
+            seed=seed,
+        )
 
     model = train_scvi(
         adata,
@@ -185,8 +180,9 @@ def integrate(
         train_kwargs=train_kwargs or {},
     )
     adata.obsm["X_scVI"] = model.get_latent_representation().astype(np.float32)
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_scVI", random_state=seed)
-    sc.tl.umap(adata, random_state=seed)
+    with keep_torch_threads():
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_scVI", random_state=seed)
+        sc.tl.umap(adata, random_state=seed)
     logger.info(
         "added .obsm['X_scVI'] (%d x %d), .obsm['X_umap'] (UMAP of the scVI latent)",
         *adata.obsm["X_scVI"].shape,
@@ -217,6 +213,36 @@ def integrate(
     )
     logger.info("added .uns[%r] (parameters, versions, training history)", UNS_KEY)
     return (adata, model) if return_model else adata
+
+
+def _unintegrated(
+    adata: ad.AnnData,
+    counts,
+    genes: np.ndarray,
+    *,
+    batch_key: str | None,
+    n_top_genes: int,
+    n_neighbors: int,
+    seed: int,
+) -> np.ndarray:
+    """Log counts, highly variable genes, PCA and its UMAP, added to ``adata``; returns the HVG mask."""
+    import scanpy as sc
+
+    adata.layers["logcounts"] = _log_normalise(counts, genes)
+    logger.info("added .layers['logcounts'] (normalize_total on kept genes + log1p)")
+
+    hvg = _highly_variable(adata, genes, batch_key=batch_key, n_top_genes=n_top_genes)
+    logger.info("flagged %d highly variable genes in .var['highly_variable']", int(hvg.sum()))
+
+    n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
+    sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
+    cache_umap_kernels()
+    sc.pp.neighbors(
+        adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed
+    )
+    sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
+    logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
+    return hvg
 
 
 def _kept_genes(adata: ad.AnnData, counts, feature_types: Sequence[str] | None) -> np.ndarray:

@@ -152,6 +152,24 @@ def test_counts_in_x_only_and_copy_leaves_input_alone():
 
 
 @pytest.mark.slow
+def test_a_users_torch_thread_count_holds_through_the_umaps():
+    # numba's OpenMP layer sets the process's OpenMP thread count when UMAP's parallel kernels run;
+    # torch shares it, so without care scvi-tools' defaults would train on every core.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = psb.integrate(
+            _small(), "batch", n_top_genes=100, max_epochs=1, preset="scvi-tools", progress=False
+        )
+        assert out.uns["scvi_integration"]["training"]["torch_threads"] == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
 def test_non_gex_features_and_all_zero_genes_are_left_out():
     adata = _small()
     adata.var["feature_types"] = ["Gene Expression"] * 250 + ["Antibody Capture"] * 50
