@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._checks import is_counts, obs_for_model
@@ -61,16 +62,50 @@ def fast_max_epochs(n_cells: int) -> int:
 
 
 def _auto_threads() -> int:
-    """torch threads to use: the current setting, lowered to the cores left idle by other processes."""
+    """torch threads to use: the current setting, lowered to the cores other processes leave idle.
+
+    Other processes' use of the cores this process may run on is sampled for a quarter second
+    (``/proc/stat`` minus this process's own CPU time). The load average would count this process's
+    own preparation and UMAP too, and train a lone run on an idle machine with fewer threads.
+    """
     import torch
 
     current = torch.get_num_threads()
     try:
-        cpus = len(os.sched_getaffinity(0))
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not Linux
+        cores = os.sched_getaffinity(0)
+        busy = _busy_elsewhere(cores)
+    except (AttributeError, OSError, ValueError):  # not Linux
         return current
-    return max(1, min(current, int(cpus - load + 0.5)))
+    return max(1, min(current, int(len(cores) - busy + 0.5)))
+
+
+def _busy_elsewhere(cores: set[int], seconds: float = 0.25) -> float:
+    """Cores' worth of CPU time that other processes used on ``cores`` during the next ``seconds``."""
+    stat = Path("/proc/stat")
+    own_before, stat_before, started = _own_cpu(), stat.read_text(), time.perf_counter()
+    time.sleep(seconds)
+    own_after, stat_after, wall = _own_cpu(), stat.read_text(), time.perf_counter() - started
+    return _others_busy(stat_before, stat_after, own_after - own_before, wall, cores)
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _others_busy(stat_before: str, stat_after: str, own_cpu: float, wall: float, cores: set[int]) -> float:
+    """From two ``/proc/stat`` readings: busy CPU seconds per second on ``cores``, less ``own_cpu``."""
+
+    def busy(text: str) -> float:
+        ticks = 0
+        for line in text.splitlines():
+            name, *fields = line.split()
+            if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cores:
+                values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+                ticks += sum(values) - values[3] - values[4]
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    return max(0.0, (busy(stat_after) - busy(stat_before) - own_cpu) / wall)
 
 
 @contextlib.contextmanager

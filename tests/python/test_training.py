@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,42 @@ def test_table_likelihood_trains_the_same_model(small):
     assert fallback._pyscvibridge_training["count_likelihood"] == "scvi-tools"
     with pytest.raises(PyscvibridgeError, match="count_likelihood must be"):
         _train(small, count_likelihood="fastest")
+
+
+def test_other_processes_cpu_is_measured_without_our_own(monkeypatch):
+    from pyscvibridge._training import _others_busy
+
+    monkeypatch.setattr("os.sysconf", lambda name: 100)  # clock ticks per second
+    before = "cpu  9 9 9 9 9 0 0 0 0 0\ncpu0 100 0 0 500 0 0 0 0 0 0\ncpu1 200 0 0 500 0 0 0 0 0 0\ncpu2 0 0 0 0 0 0 0 0 0 0\nintr 1 2\n"
+    # one second later: cpu0 busy 50 ticks, cpu1 30 (20 user + 10 system), idle/iowait ticks are not busy;
+    # cpu2 is outside this process's affinity
+    after = "cpu  9 9 9 9 9 0 0 0 0 0\ncpu0 150 0 0 550 7 0 0 0 0 0\ncpu1 220 0 10 570 0 0 0 0 0 0\ncpu2 100 0 0 0 0 0 0 0 0 0\nintr 1 2\n"
+    assert _others_busy(before, after, own_cpu=0.0, wall=1.0, cores={0, 1}) == pytest.approx(0.8)
+    # this process's own 0.3 CPU seconds (its preparation, its UMAP) are not someone else's
+    assert _others_busy(before, after, own_cpu=0.3, wall=1.0, cores={0, 1}) == pytest.approx(0.5)
+    assert _others_busy(before, after, own_cpu=2.0, wall=1.0, cores={0, 1}) == 0.0
+    assert _others_busy(before, after, own_cpu=0.0, wall=1.0, cores={2}) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="measures through Linux's /proc")
+def test_fast_preset_leaves_a_core_to_a_busy_process():
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from pyscvibridge._training import _auto_threads, _busy_elsewhere
+
+    cores = os.sched_getaffinity(0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(len(cores))
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert _busy_elsewhere(cores) >= 0.7
+        assert _auto_threads() <= max(1, len(cores) - 1)
+    finally:
+        spinner.kill()
+        spinner.wait()
+        torch.set_num_threads(before)
