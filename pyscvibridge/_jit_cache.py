@@ -1,9 +1,10 @@
 """Keep the JIT-compiled code of UMAP (numba) and scib-metrics (JAX) between runs.
 
 A fresh process compiles UMAP's kNN-graph and layout kernels (numba, ``parallel=True``) and
-scib-metrics' JAX functions before it can use them: on a 2-core CPU that is about 15 s for the
-integration and 15-30 s more for the metrics, the same whatever the data size, and paid again by every
-run. Users rerun integration while they choose batch keys and genes, so both are cached on disk:
+scib-metrics' JAX functions before it can use them, whatever the data size, and neither library keeps
+the result: ``pyscvibridge integrate --metrics`` spent 23 s of every run on it on a 2-core CPU
+(``benchmarks/end_to_end.py``). Users rerun integration while they choose batch keys and genes, so
+both are cached on disk:
 
 - numba: UMAP's hot kernels are re-jitted from their own Python source with the same options plus
   ``cache=True``; numba writes the machine code next to UMAP's source (or in ``~/.cache/numba`` if
