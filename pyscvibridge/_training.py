@@ -123,10 +123,10 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def keep_torch_threads() -> contextlib.AbstractContextManager[None]:
-    """Put torch's thread count back after a block that runs numba's parallel code (UMAP's kernels).
+    """Put torch's thread count back after a block that runs numba's parallel code (scanpy's, UMAP's).
 
     numba's OpenMP threading layer sets the OpenMP thread count of the calling thread to numba's
-    own (all cores), and torch shares that count: after scanpy's neighbors, a torch limited to one
+    own (all cores), and torch shares that count: after scanpy's steps, a torch limited to one
     thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``) would train with every core, which
     on a busy machine spins and slows training down severalfold.
     """
