@@ -13,13 +13,16 @@ both are cached on disk:
   (``$PYSCVIBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/pyscvibridge``, else ``~/.cache/pyscvibridge``),
   unless the user configured a JAX cache of their own.
 
-``PYSCVIBRIDGE_JIT_CACHE=0`` turns both off; any other value is the JAX cache directory.
+``PYSCVIBRIDGE_JIT_CACHE=0`` turns both off; any other value is the JAX cache directory. The
+workflow runs scanpy's numba steps inside :func:`numba_steps`, which also keeps torch's thread count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger("pyscvibridge")
@@ -45,6 +48,20 @@ def _setting() -> str | None:
     from .datasets._bmmc import cache_dir
 
     return str(cache_dir() / "jax")
+
+
+@contextlib.contextmanager
+def numba_steps() -> Iterator[None]:
+    """Around scanpy's steps that run numba code (preprocessing, neighbors, UMAP).
+
+    UMAP's kernels load from the disk cache, and torch's thread count is put back afterwards
+    (numba's OpenMP layer changes it; see :func:`pyscvibridge._training.keep_torch_threads`).
+    """
+    from ._training import keep_torch_threads
+
+    cache_umap_kernels()
+    with keep_torch_threads():
+        yield
 
 
 def cache_umap_kernels() -> list[str]:

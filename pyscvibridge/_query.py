@@ -11,8 +11,8 @@ import numpy as np
 
 from ._checks import counts_matrix
 from ._errors import PyscvibridgeError
-from ._jit_cache import cache_umap_kernels
-from ._training import default_max_epochs, keep_torch_threads
+from ._jit_cache import numba_steps
+from ._training import default_max_epochs
 
 if TYPE_CHECKING:
     import os
@@ -243,8 +243,7 @@ def map_query(
     if umap:
         import scanpy as sc
 
-        cache_umap_kernels()
-        with keep_torch_threads():
+        with numba_steps():
             sc.pp.neighbors(
                 query, n_neighbors=min(n_neighbors, query.n_obs - 1), use_rep="X_scVI", random_state=seed
             )

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import PyscvibridgeError
-from ._jit_cache import cache_umap_kernels
-from ._training import keep_torch_threads
+from ._jit_cache import numba_steps
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -218,8 +217,7 @@ def _umap(adata: ad.AnnData, rep: str, *, n_neighbors: int, seed: int) -> None:
     import scanpy as sc
 
     name = rep[2:] if rep.startswith("X_") else rep
-    cache_umap_kernels()
-    with keep_torch_threads():
+    with numba_steps():
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, key_added=name, random_state=seed)
         sc.tl.umap(adata, neighbors_key=name, key_added=f"X_umap_{name}", random_state=seed)
     logger.info("added .obsm['X_umap_%s'] (UMAP of %s)", name, rep)

@@ -12,8 +12,8 @@ import numpy as np
 
 from ._checks import check_obs_key, counts_matrix, obs_for_model
 from ._errors import PyscvibridgeError
-from ._jit_cache import cache_umap_kernels
-from ._training import DEFAULT_PRESET, keep_torch_threads, train_scvi, training_record
+from ._jit_cache import numba_steps
+from ._training import DEFAULT_PRESET, train_scvi, training_record
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -151,7 +151,7 @@ def integrate(
     adata.var["scvi_kept"] = genes
     n_genes = int(genes.sum())
     logger.info("using %d of %d features (raw counts from %s)", n_genes, adata.n_vars, counts_where)
-    with keep_torch_threads():  # scanpy's and UMAP's parallel numba kernels change torch's threads
+    with numba_steps():
         hvg = _unintegrated(
             adata,
             counts,
@@ -180,7 +180,7 @@ def integrate(
         train_kwargs=train_kwargs or {},
     )
     adata.obsm["X_scVI"] = model.get_latent_representation().astype(np.float32)
-    with keep_torch_threads():
+    with numba_steps():
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_scVI", random_state=seed)
         sc.tl.umap(adata, random_state=seed)
     logger.info(
@@ -236,7 +236,6 @@ def _unintegrated(
 
     n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
     sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
-    cache_umap_kernels()
     sc.pp.neighbors(
         adata, n_neighbors=n_neighbors, use_rep="X_pca", key_added="unintegrated", random_state=seed
     )
