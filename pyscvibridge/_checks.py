@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,15 +58,17 @@ def check_counts(x, where: str) -> None:
         raise PyscvibridgeError(msg)
 
 
-def check_obs_key(adata: ad.AnnData, key: str, what: str) -> pd.Series:
+def check_obs_key(adata: ad.AnnData, key: str, what: str, *, quote: Callable[[Any], str] = repr) -> pd.Series:
+    """The ``obs`` column ``key``, or an error naming ``what`` unless it exists with no missing value."""
     if key not in adata.obs.columns:
-        cols = ", ".join(repr(c) for c in adata.obs.columns) or "none"
-        msg = f"{what} {key!r} is not a column of the cell metadata. Available columns: {cols}."
+        cols = ", ".join(quote(c) for c in adata.obs.columns) or "none"
+        msg = f"{what} {quote(key)} is not a column of the cell metadata. Available columns: {cols}."
         raise PyscvibridgeError(msg)
     col = adata.obs[key]
-    if col.isna().any():
+    if n_na := int(col.isna().sum()):
+        values = "1 missing value (NA)" if n_na == 1 else f"{n_na} missing (NA) values"
         msg = (
-            f"{what} {key!r} has {int(col.isna().sum())} missing (NA) values; every cell needs one. "
+            f"{what} {quote(key)} has {values}; every cell needs one. "
             "Fill them (e.g. with 'unknown') or drop those cells first."
         )
         raise PyscvibridgeError(msg)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._checks import check_obs_key, counts_matrix, obs_for_model
+from ._conventions import UNS_INTEGRATION
 from ._errors import PyscvibridgeError
 from ._jit_cache import numba_steps
 from ._training import DEFAULT_PRESET, train_scvi, training_record
@@ -24,7 +25,7 @@ logger = logging.getLogger("pyscvibridge")
 #: ``var["feature_types"]`` values that mean gene expression (CellRanger writes "Gene Expression",
 #: the OpenProblems BMMC file "GEX").
 GEX_FEATURE_TYPES = ("GEX", "Gene Expression")
-UNS_KEY = "scvi_integration"
+UNS_KEY = UNS_INTEGRATION
 
 
 def integrate(
@@ -41,6 +42,7 @@ def integrate(
     preset: str = DEFAULT_PRESET,
     seed: int = 0,
     feature_types: Sequence[str] | None = GEX_FEATURE_TYPES,
+    genes: Sequence[str] | None = None,
     n_neighbors: int = 15,
     accelerator: str = "auto",
     devices: int | str = "auto",
@@ -84,6 +86,9 @@ def integrate(
         Seed for scvi-tools (torch, numpy), the PCA and the UMAPs.
     feature_types
         ``var["feature_types"]`` values kept as gene expression; ``None`` keeps every feature.
+    genes
+        Train scVI on these genes (``var_names``) instead of the highly variable ones; the highly
+        variable genes are still flagged and used for the unintegrated PCA.
     n_neighbors
         Neighbours for both kNN graphs.
     accelerator, devices
@@ -136,6 +141,12 @@ def integrate(
         msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
         raise PyscvibridgeError(msg)
 
+    if genes is not None:
+        chosen = adata.var_names.isin(list(genes))
+        if missing := [g for g in genes if g not in adata.var_names][:5]:
+            msg = f"genes: {missing!r} are not in the AnnData's var_names; name genes it has."
+            raise PyscvibridgeError(msg)
+
     use_batch: str | None = batch_key
     n_batches = batches.nunique()
     if n_batches < 2:
@@ -162,10 +173,11 @@ def integrate(
             seed=seed,
         )
 
+    trained = hvg if genes is None else chosen
     model = train_scvi(
         adata,
-        counts[:, np.flatnonzero(hvg)],
-        var_names=adata.var_names[hvg],
+        counts[:, np.flatnonzero(trained)],
+        var_names=adata.var_names[trained],
         batch_key=use_batch,
         categorical_covariate_keys=cat_covs,
         continuous_covariate_keys=cont_covs,
@@ -206,6 +218,7 @@ def integrate(
             "accelerator": str(accelerator),
             "devices": str(devices),
             "feature_types": list(feature_types or []),
+            **({} if genes is None else {"genes": [str(g) for g in adata.var_names[trained]]}),
         },
         n_genes_kept=n_genes,
         n_hvg=int(hvg.sum()),

@@ -1,5 +1,6 @@
 """R <-> AnnData conversion: Seurat v4/v5 and SingleCellExperiment objects, with a manifest.
 
+- :func:`read_r_object` / :func:`save_rds`: ``readRDS()`` / ``saveRDS()`` of an R object (rpy2).
 - :func:`from_r` / :func:`read_rds`: an R object (in the R session, or in an ``.rds`` file) -> AnnData.
   Sparse counts are viewed in R's memory, not copied.
 - :func:`to_r` / :func:`write_rds`: AnnData -> a Seurat object or a SingleCellExperiment.
@@ -29,7 +30,7 @@ rpy2 is imported when one of these is called, not when this module is imported
 
 from __future__ import annotations
 
-from ._api import add_results, assign, from_r, read_rds, reduction_key
+from ._api import add_results, assign, from_r, read_r_object, read_rds, reduction_key, save_rds
 from ._manifest import Manifest
 from ._seurat import ORIGINAL_NAME_COLUMN, SPLIT_COLUMN
 from ._write import to_r, write_rds
@@ -41,8 +42,10 @@ __all__ = [
     "add_results",
     "assign",
     "from_r",
+    "read_r_object",
     "read_rds",
     "reduction_key",
+    "save_rds",
     "to_r",
     "write_rds",
 ]

@@ -90,6 +90,11 @@ def read_r_object(path: str | os.PathLike):
         raise PyscvibridgeError(msg) from e
 
 
+def save_rds(obj, path: str | os.PathLike) -> None:
+    """saveRDS(obj, path): write the R object ``obj`` (e.g. from :func:`add_results`) to an ``.rds`` file."""
+    _r.call(".pysb_save_rds", obj, _r.r_str([str(path)]))
+
+
 def read_rds(path: str | os.PathLike, *, assay: str | None = None, copy: bool = False):
     """Read an ``.rds`` file holding a Seurat object or a SingleCellExperiment into AnnData.
 

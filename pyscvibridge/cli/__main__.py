@@ -1,0 +1,5 @@
+"""``python -m pyscvibridge.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,132 @@
+"""``pyscvibridge map``: map a query onto a saved reference model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .. import _conventions as conv
+from .._errors import PyscvibridgeError
+from . import _files
+from ._common import (
+    Settings,
+    accelerator_option,
+    cli,
+    devices_option,
+    parse_devices,
+    quiet_libraries,
+    quiet_stdout,
+    seed_option,
+)
+
+
+@cli.command("map", short_help="Map new samples onto a saved model: .rds/.h5ad query in, .h5ad out.")
+@click.argument("query_path", metavar="QUERY", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="A model directory written by 'pyscvibridge integrate --save-model DIR' (scVI or scANVI).",
+)
+@click.option(
+    "--batch-key", required=True, metavar="COLUMN", help="Cell metadata column with the query's batches."
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Mapped query to write (.h5ad): X_scVI in the reference's latent space, X_umap, and for a "
+    "scANVI model X_scANVI and obs['scanvi_prediction'] / ['scanvi_probability'].",
+)
+@click.option(
+    "--layer",
+    metavar="NAME",
+    help="Layer with raw counts (default: 'counts' if present, else X).",
+)
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    help="Query training epochs [default: min(round(20000 / n_cells * 400), 400)].",
+)
+@click.option(
+    "--labels-key",
+    metavar="COLUMN",
+    help="Query column with known labels: with a scANVI model, report how often the predictions agree.",
+)
+@seed_option
+@accelerator_option
+@devices_option
+@click.pass_obj
+def map_(
+    settings: Settings,
+    query_path: Path,
+    model_dir: Path,
+    batch_key: str,
+    output: Path,
+    layer: str | None,
+    max_epochs: int | None,
+    labels_key: str | None,
+    seed: int,
+    accelerator: str,
+    devices: str,
+) -> None:
+    """Map the cells of QUERY (.rds or .h5ad) onto a saved reference model (scArches).
+
+    Genes are matched by name (Seurat's '_' -> '-' renames included); only the new batches' weights are
+    trained. With a scANVI model the query also gets predicted labels.
+    """
+    started = time.perf_counter()
+    _files.input_path(query_path)
+    _files.output_path(output, ".h5ad", "--output", (query_path,))
+    if not (model_dir / "model.pt").is_file():
+        what = "does not exist" if not model_dir.exists() else "holds no model.pt"
+        msg = (
+            f"--model {str(model_dir)!r} {what}: give a directory written by "
+            "'pyscvibridge integrate --save-model DIR'."
+        )
+        raise PyscvibridgeError(msg)
+    from .._checks import check_obs_key
+    from .._query import map_query
+
+    query, _ = _files.read(query_path)
+    check_obs_key(query, batch_key, "batch_key")
+    if labels_key is not None:
+        check_obs_key(query, labels_key, "labels_key")
+    quiet_libraries(settings)
+    with quiet_stdout(settings):
+        query = map_query(
+            query,
+            model_dir,
+            batch_key=batch_key,
+            layer=layer,
+            max_epochs=max_epochs,
+            seed=seed,
+            accelerator=accelerator,
+            devices=parse_devices(devices),
+            progress=not settings.quiet,
+        )
+    _files.write_h5ad(query, output)
+
+    rec = query.uns[conv.UNS_QUERY]
+    renamed = len(rec["renamed_genes"]["query"])
+    settings.echo(
+        f"Mapped {query.n_obs:,} cells of {query.obs[batch_key].nunique()} batches of {batch_key!r} onto the "
+        f"{rec['model_class']} model in {rec['model_dir']}: {rec['n_shared_genes']:,} of its "
+        f"{rec['n_reference_genes']:,} genes found"
+        + (f" ({renamed:,} by '_' -> '-')" if renamed else "")
+        + f"; trained {rec['epochs_run']} epochs; everything {time.perf_counter() - started:.0f} s."
+    )
+    if "scanvi_prediction" in query.obs:
+        counts = query.obs["scanvi_prediction"].value_counts()
+        settings.echo("Predicted labels: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+        if labels_key is not None:
+            agree = float(
+                (query.obs["scanvi_prediction"].astype(str) == query.obs[labels_key].astype(str)).mean()
+            )
+            settings.echo(f"The predictions agree with {labels_key!r} for {100 * agree:.1f}% of the cells.")
+    settings.echo(f"Wrote:\n  {output}")
