@@ -65,25 +65,11 @@ MapScVIQuery.Seurat <- function(query, model_dir, batch_key = NULL, assay = NULL
   .check_dots_empty(..., fn = "MapScVIQuery")
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
-  model_dir <- .check_model_dir(model_dir)
-  assay <- .seurat_assay(query, assay)
+  .check_string(assay, "assay", null_ok = TRUE)
   .check_string(layer, "layer")
-  layers <- .seurat_layers(query@assays[[assay]])
-  split <- .seurat_split(layers, layer)
-  if (!layer %in% layers && !length(split)) {
-    cli::cli_abort(
-      c(
-        "{.arg layer} {.val {layer}} is not a layer of assay {.val {assay}}.",
-        "i" = "Layers present: {.val {layers}}. Raw counts are usually in {.val counts}."
-      ),
-      class = "pyscvibridge_error"
-    )
-  }
-  meta <- query@meta.data
-  if (!is.null(batch_key) || !length(split)) .check_column(meta, batch_key %||% "", "batch_key")
   args <- c(
-    list(kind = "seurat", assay = assay, layer = layer, model_dir = model_dir, batch_key = batch_key),
-    .map_args(max_epochs, seed, accelerator, devices)
+    list(kind = "seurat", assay = assay, layer = layer),
+    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices)
   )
   out <- .call_door("run_map_query", query, args, verbose = verbose, call = call)
   out$result
@@ -98,23 +84,11 @@ MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay
   call <- environment()
   .need_packages(c("SingleCellExperiment", "SummarizedExperiment", "S4Vectors"))
   verbose <- .check_flag(verbose, "verbose")
-  model_dir <- .check_model_dir(model_dir)
   .check_string(assay, "assay")
-  assays <- SummarizedExperiment::assayNames(query)
-  if (!assay %in% assays) {
-    cli::cli_abort(
-      c(
-        "{.arg assay} {.val {assay}} is not an assay of this SingleCellExperiment.",
-        "i" = if (length(assays)) "Assays present: {.val {assays}}." else "It has no named assays."
-      ),
-      class = "pyscvibridge_error"
-    )
-  }
   if (missing(batch_key)) batch_key <- ""
-  .check_column(SummarizedExperiment::colData(query), batch_key, "batch_key", what = "colData")
   args <- c(
-    list(kind = "sce", assay = assay, layer = assay, model_dir = model_dir, batch_key = batch_key),
-    .map_args(max_epochs, seed, accelerator, devices)
+    list(kind = "sce", assay = assay, layer = assay),
+    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices)
   )
   out <- .call_door("run_map_query", query, args,
     verbose = verbose, arguments = c(layer = "assay"), call = call
@@ -122,26 +96,14 @@ MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay
   out$result
 }
 
-.map_args <- function(max_epochs, seed, accelerator, devices, call = parent.frame()) {
+.map_args <- function(model_dir, batch_key, max_epochs, seed, accelerator, devices, call = parent.frame()) {
+  .check_string(model_dir, "model_dir", call = call)
   list(
+    model_dir = normalizePath(model_dir, mustWork = FALSE),
+    batch_key = .check_string(batch_key, "batch_key", null_ok = TRUE, call = call),
     max_epochs = .check_count(max_epochs, "max_epochs", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0, call = call),
     accelerator = .check_string(accelerator, "accelerator", call = call),
     devices = .check_devices(devices, call = call)
   )
-}
-
-.check_model_dir <- function(model_dir, call = parent.frame()) {
-  .check_string(model_dir, "model_dir", call = call)
-  if (!file.exists(file.path(model_dir, "model.pt"))) {
-    cli::cli_abort(
-      c(
-        "{.arg model_dir} {.path {model_dir}} holds no saved model ({.file model.pt}).",
-        "i" = "Save one with {.code RunScVI(..., save_model = )}."
-      ),
-      class = "pyscvibridge_error",
-      call = call
-    )
-  }
-  normalizePath(model_dir)
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ._conventions import NORMALIZED
 from ._errors import PyscvibridgeError
 from ._scanvi import _check_same_cells
 
@@ -28,7 +29,7 @@ def corrected_expression(
     library_size: float | Literal["latent"] = 1e4,
     n_samples: int = 1,
     batch_size: int = 1024,
-    key_added: str = "scvi_normalized",
+    key_added: str = NORMALIZED,
 ) -> ad.AnnData:
     """Normalised expression of chosen genes decoded by scVI, optionally as if every cell came from given batches.
 

@@ -250,7 +250,7 @@ def run(
     callbacks
         Called with the model's name (``"scVI"``, ``"scANVI"``): Lightning callbacks for its training.
     say
-        Where a line about the saved model goes (besides :attr:`Result.added`).
+        Where progress lines go (what is integrated, where the model was saved), if anywhere.
     spell, quote
         As for :func:`check`.
 
@@ -262,6 +262,11 @@ def run(
     from ._workflow import integrate
 
     check(adata, spec, spell=spell, quote=quote)
+    if say is not None:
+        n_batches = adata.obs[spec.batch_key].nunique()
+        say(
+            f"Integrating {adata.n_obs} cells x {adata.n_vars} genes over {n_batches} batches of {spec.batch_key!r}"
+        )
 
     def train_kwargs(name: str) -> dict[str, Any]:
         kw = dict(spec.train_kwargs)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._checks import counts_matrix
+from ._conventions import UNS_MODEL, UNS_QUERY
 from ._errors import PyscvibridgeError
 from ._jit_cache import numba_steps
 from ._training import default_max_epochs
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pyscvibridge")
 
-MODEL_UNS_KEY = "scvi_model"
-QUERY_UNS_KEY = "scvi_query"
+MODEL_UNS_KEY = UNS_MODEL
+QUERY_UNS_KEY = UNS_QUERY
 
 
 def save_model(

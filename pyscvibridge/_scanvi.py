@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._conventions import UNS_SCANVI
 from ._errors import PyscvibridgeError
 from ._jit_cache import numba_steps
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pyscvibridge")
 
-UNS_KEY = "scanvi"
+UNS_KEY = UNS_SCANVI
 
 
 def train_scanvi(

@@ -141,11 +141,10 @@ def integrate(
         msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
         raise PyscvibridgeError(msg)
 
-    if genes is not None:
-        chosen = adata.var_names.isin(list(genes))
-        if missing := [g for g in genes if g not in adata.var_names][:5]:
-            msg = f"genes: {missing!r} are not in the AnnData's var_names; name genes it has."
-            raise PyscvibridgeError(msg)
+    chosen = None if genes is None else adata.var_names.isin(list(genes))
+    if genes is not None and (missing := [g for g in genes if g not in adata.var_names][:5]):
+        msg = f"genes: {missing!r} are not in the AnnData's var_names; name genes it has."
+        raise PyscvibridgeError(msg)
 
     use_batch: str | None = batch_key
     n_batches = batches.nunique()
@@ -173,7 +172,7 @@ def integrate(
             seed=seed,
         )
 
-    trained = hvg if genes is None else chosen
+    trained = hvg if chosen is None else chosen
     model = train_scvi(
         adata,
         counts[:, np.flatnonzero(trained)],
@@ -218,7 +217,7 @@ def integrate(
             "accelerator": str(accelerator),
             "devices": str(devices),
             "feature_types": list(feature_types or []),
-            **({} if genes is None else {"genes": [str(g) for g in adata.var_names[trained]]}),
+            **({} if chosen is None else {"genes": [str(g) for g in adata.var_names[trained]]}),
         },
         n_genes_kept=n_genes,
         n_hvg=int(hvg.sum()),

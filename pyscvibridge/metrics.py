@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._atomic import atomic_path
+from ._conventions import UNS_INTEGRATION
 from ._errors import PyscvibridgeError, import_or_hint
 from ._jit_cache import cache_jax_compilations
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pyscvibridge")
 
-UNS_KEY = "scvi_integration"
+UNS_KEY = UNS_INTEGRATION
 BIO = ("Isolated labels", "KMeans NMI", "KMeans ARI", "Silhouette label", "cLISI")
 BATCH = ("BRAS", "iLISI", "KBET", "Graph connectivity", "PCR comparison")
 AGGREGATES = ("Batch correction", "Bio conservation", "Total")

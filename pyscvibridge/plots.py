@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._atomic import atomic_path
+from ._conventions import UNS_INTEGRATION
 from ._errors import PyscvibridgeError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pyscvibridge")
 
-UNS_KEY = "scvi_integration"
+UNS_KEY = UNS_INTEGRATION
 #: The file names :func:`save_plots` writes, by figure.
 PLOT_FILES = {
     "umap": "umap_before_after.png",

@@ -1,5 +1,6 @@
 """R <-> AnnData conversion: Seurat v4/v5 and SingleCellExperiment objects, with a manifest.
 
+- :func:`layout`: an R object's kind, assays and layers, without converting it.
 - :func:`read_r_object` / :func:`save_rds`: ``readRDS()`` / ``saveRDS()`` of an R object (rpy2).
 - :func:`from_r` / :func:`read_rds`: an R object (in the R session, or in an ``.rds`` file) -> AnnData.
   Sparse counts are viewed in R's memory, not copied.
@@ -30,7 +31,7 @@ rpy2 is imported when one of these is called, not when this module is imported
 
 from __future__ import annotations
 
-from ._api import add_results, assign, from_r, read_r_object, read_rds, reduction_key, save_rds
+from ._api import add_results, assign, from_r, layout, read_r_object, read_rds, reduction_key, save_rds
 from ._manifest import Manifest
 from ._seurat import ORIGINAL_NAME_COLUMN, SPLIT_COLUMN
 from ._write import to_r, write_rds
@@ -42,6 +43,7 @@ __all__ = [
     "add_results",
     "assign",
     "from_r",
+    "layout",
     "read_r_object",
     "read_rds",
     "reduction_key",

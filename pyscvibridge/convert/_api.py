@@ -35,6 +35,27 @@ def _kind(obj) -> str:
     raise PyscvibridgeError(msg)
 
 
+def layout(obj, *, assay: str | None = None) -> dict:
+    """Where an R object keeps its matrices, without converting it.
+
+    Returns ``{"kind": "Seurat" or "SingleCellExperiment", "assays": [...], "assay": the assay
+    asked for (Seurat: default the active one), "layers": [...]}``: for Seurat the layers (v5) or
+    non-empty slots (v4) of that assay, for SCE its assay names again.
+    """
+    kind = _kind(obj)
+    if kind == "Seurat":
+        summary = _r.as_dict(_r.call(".pysb_seurat_summary", obj))
+        assays = _r.strs(summary["assays"])
+        chosen = _r.strs(summary["active"])[0] if assay is None else assay
+        layers = []
+        if chosen in assays:
+            layers = _r.strs(_r.call(".pysb_layer_names", _r.list_get(obj.do_slot("assays"), chosen)))
+        return {"kind": kind, "assays": assays, "assay": chosen, "layers": layers}
+    _r.require_package("SummarizedExperiment", "to read a SingleCellExperiment")
+    names = _r.strs(_r.call(".pysb_sce_assay_names", obj))
+    return {"kind": kind, "assays": names, "assay": assay, "layers": names}
+
+
 def from_r(obj, *, assay: str | None = None, copy: bool = False):
     """Convert a Seurat (v4 or v5, joined or split layers) or SingleCellExperiment object to AnnData.
 

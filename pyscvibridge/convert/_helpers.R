@@ -1,6 +1,8 @@
 # R side of pyscvibridge.convert: small functions that read and write object slots directly, so
 # they work for Seurat v5 objects (Assay5) with SeuratObject 4 installed as well as with
-# SeuratObject 5. Loaded once per R session into its own environment (never the global one).
+# SeuratObject 5. This file is the one place that knows the objects' slot layout (the R package
+# asks Python, which asks these functions). Loaded once per R session into its own environment,
+# whose parent is R's base environment: a user's definitions cannot shadow what it calls.
 
 .pysb_so_version <- function() {
   if (!requireNamespace("SeuratObject", quietly = TRUE)) return(NA_character_)
@@ -22,6 +24,18 @@
 }
 
 # ---------------------------------------------------------------- Seurat -> parts
+
+# Names of an assay's layers that hold data: an Assay5's layers, or a v4 Assay's non-empty slots.
+.pysb_layer_names <- function(a) {
+  if (inherits(a, "Assay5")) return(names(a@layers))
+  slots <- c("counts", "data", "scale.data")
+  slots[vapply(slots, function(s) methods::.hasSlot(a, s) && length(methods::slot(a, s)) > 0, logical(1))]
+}
+
+.pysb_sce_assay_names <- function(sce) {
+  an <- SummarizedExperiment::assayNames(sce)
+  if (is.null(an)) character(0) else an
+}
 
 .pysb_logmap <- function(x) {
   # A LogMap (SeuratObject 5) is a logical matrix with row names in .Data; SeuratObject 4 does

@@ -27,9 +27,13 @@ def ri():
 
 @functools.cache
 def helpers():
-    """An R environment holding the functions of ``_helpers.R`` (loaded once per process)."""
+    """An R environment holding the functions of ``_helpers.R`` (loaded once per process).
+
+    Its parent is R's base environment, not the global one: names a user defines in R cannot
+    shadow the functions it calls (packages are reached with ``pkg::``).
+    """
     rinterface = ri()
-    env = rinterface.baseenv["new.env"](parent=rinterface.globalenv)
+    env = rinterface.baseenv["new.env"](parent=rinterface.baseenv)
     code = files(__package__).joinpath("_helpers.R").read_text()
     rinterface.baseenv["eval"](rinterface.parse(code), env)
     return env
@@ -41,10 +45,10 @@ def call(name: str, *args: Any, **kwargs: Any):
 
 
 def rfun(name: str, package: str | None = None):
-    """An R function, ``package::name`` when a package is given."""
+    """An R function, ``package::name`` when a package is given (else from R's base package)."""
     rinterface = ri()
     if package is None:
-        return rinterface.globalenv.find(name)
+        return rinterface.baseenv.find(name)
     return rinterface.baseenv["getExportedValue"](
         rinterface.StrSexpVector([package]), rinterface.StrSexpVector([name])
     )

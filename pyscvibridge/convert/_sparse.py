@@ -33,27 +33,29 @@ from ._manifest import logger
 
 
 class _RBuffer:
-    """Exposes an R vector's memory through ``__array_interface__`` and keeps the vector alive."""
+    """Exposes an R vector's memory through ``__array_interface__`` and keeps the vector alive.
+
+    The memory is found through the buffer protocol rpy2's vectors implement (``memoryview()``).
+    """
 
     __slots__ = ("__array_interface__", "rvector")
 
     def __init__(
         self, rvector, typestr: str, *, writable: bool = False, shape: tuple[int, ...] | None = None
     ):
-        from rpy2.rinterface_lib import openrlib
-
         self.rvector = rvector
-        n = len(rvector)
-        ptr = rvector._R_GET_PTR(rvector.__sexp__._cdata) if n else None
-        addr = int(openrlib.ffi.cast("uintptr_t", ptr)) if n else 0
-        if not n:  # NumPy does not accept a NULL pointer: give an empty array its own memory
+        if not len(rvector):  # a memoryview of no elements cannot be cast: give it its own memory
             self.__array_interface__ = np.empty(0, dtype=typestr).__array_interface__
             self.__array_interface__["shape"] = shape or (0,)
             return
+        memory = np.asarray(rvector.memoryview())
+        if memory.dtype != np.dtype(typestr):
+            msg = f"internal: an R vector's memory reads as {memory.dtype}, not {typestr}"
+            raise TypeError(msg)
         self.__array_interface__ = {
-            "shape": shape or (n,),
+            "shape": shape or memory.shape,
             "typestr": typestr,
-            "data": (addr, not writable),
+            "data": (memory.__array_interface__["data"][0], not writable),
             "version": 3,
         }
 
@@ -90,10 +92,8 @@ def dgc_to_csr(rmat, *, copy: bool = False) -> sparse.csr_matrix:
     p = view(_slot(rmat, "p"))
     if copy:
         x, i, p = x.copy(), i.copy(), p.copy()
-    m = sparse.csr_matrix((n_cols, n_rows), dtype=np.float64)
-    # Set the arrays directly: the constructor may cast or check (and so copy) them.
-    m.data, m.indices, m.indptr = x, i, p
-    m._shape = (n_cols, n_rows)
+    # copy=False keeps R's arrays: their dtypes (float64, int32) are what CSR stores.
+    m = sparse.csr_matrix((x, i, p), shape=(n_cols, n_rows), copy=False)
     m.has_sorted_indices = True  # dgCMatrix validity requires sorted row indices
     return m
 
@@ -193,13 +193,16 @@ def _alloc(kind: str, n: int):
             rinterface.StrSexpVector([kind]),
             rinterface.FloatSexpVector([float(n)]),
         )
+    # rpy2 has no public call for an uninitialised vector (vector() zero-fills, touching every page
+    # before the huge-page hint): R's C API through rpy2's internals, pinned by rpy2 >=3.5.13,<3.6 and
+    # tested with the R package absent (tests/python/test_convert_matrices.py).
     from rpy2.rinterface_lib import _rinterface_capi, memorymanagement, openrlib
 
     cls = rinterface.FloatSexpVector if kind == "double" else rinterface.IntSexpVector
     with memorymanagement.rmemory() as rmemory:
         cdata = rmemory.protect(openrlib.rlib.Rf_allocVector(cls._R_TYPE, n))
         vec = cls(_rinterface_capi.SexpCapsule(cdata))
-    addr = int(openrlib.ffi.cast("uintptr_t", vec._R_GET_PTR(vec.__sexp__._cdata)))
+    addr = np.asarray(vec.memoryview()).__array_interface__["data"][0]
     _advise_huge_pages(addr, n * (8 if kind == "double" else 4))
     return vec
 

@@ -34,6 +34,7 @@ test_that("Seurat: corrected expression as the assay scVI; SCE: as the altExp sc
 })
 
 test_that("corrected expression: unknown genes and batches are errors before training", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   expect_error(

@@ -1,6 +1,7 @@
 # Bad input: each a cli error naming the argument, before any training.
 
 test_that("a missing batch column is an error listing the available columns", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   err <- expect_error(RunScVI(pbmc, batch_key = "sample", verbose = FALSE), class = "pyscvibridge_error")
@@ -12,12 +13,14 @@ test_that("a missing batch column is an error listing the available columns", {
 })
 
 test_that("no batch column for a joined object is an error", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   err <- expect_error(RunScVI(SeuratObject::pbmc_small, verbose = FALSE), class = "pyscvibridge_error")
   expect_match(conditionMessage(err), "`batch_key` is required", fixed = TRUE)
 })
 
 test_that("a batch column with missing values is an error", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   pbmc@meta.data$groups[3] <- NA
@@ -26,6 +29,7 @@ test_that("a batch column with missing values is an error", {
 })
 
 test_that("an unknown labels column is an error naming labels_key", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   err <- expect_error(
     RunScVI(SeuratObject::pbmc_small, batch_key = "groups", labels_key = "celltype", verbose = FALSE),
@@ -35,6 +39,7 @@ test_that("an unknown labels column is an error naming labels_key", {
 })
 
 test_that("an unknown assay is an error listing the assays", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   err <- expect_error(
     RunScVI(SeuratObject::pbmc_small, batch_key = "groups", assay = "ADT", verbose = FALSE),
@@ -47,6 +52,7 @@ test_that("an unknown assay is an error listing the assays", {
 })
 
 test_that("an unknown layer is an error listing the layers", {
+  skip_if_no_python() # checked in Python, against the object
   obj <- read_fixture("cellbench_small_v5.rds")
   err <- expect_error(RunScVI(obj, batch_key = "batch", layer = "raw", verbose = FALSE), class = "pyscvibridge_error")
   msg <- conditionMessage(err)

@@ -62,6 +62,7 @@ test_that("Seurat: reference on three batches, query of the other two lands amon
 })
 
 test_that("MapScVIQuery: bad input is an error naming the argument", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   empty <- withr::local_tempdir()

@@ -80,6 +80,7 @@ test_that("SCE: scANVI reducedDims and colData columns; the scANVI model saved",
 })
 
 test_that("scanvi = TRUE without labels_key is an error naming labels_key", {
+  skip_if_no_python() # checked in Python, against the object
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   expect_error(

@@ -47,6 +47,7 @@ test_that("SCE: a log-normalised assay given as counts is an error naming `assay
 })
 
 test_that("SCE: unknown assay and missing batch column are errors naming the argument", {
+  skip_if_no_python() # checked in Python, against the object
   sce <- cellbench_sce()
   err <- expect_error(RunScVI(sce, batch_key = "batch", assay = "raw"), class = "pyscvibridge_error")
   expect_match(conditionMessage(err), "`assay`", fixed = TRUE)
