@@ -187,6 +187,13 @@ devices_option = click.option(
 )
 
 
+def max_epochs_option(default: str):
+    """``--max-epochs``, whose default (``default``, said in the help) each command chooses."""
+    return click.option(
+        "--max-epochs", type=click.IntRange(min=1), help=f"Training epochs [default: {default}]."
+    )
+
+
 def parse_devices(value: str) -> int | str:
     """``--devices``: a count as an int, anything else (``auto``, ``0,1``) as given."""
     return int(value) if value.strip().isdigit() else value

@@ -8,7 +8,7 @@ import click
 
 from .._atomic import check_writable_dir
 from .._pipeline import Spec
-from ._common import Settings, accelerator_option, cli, seed_option
+from ._common import Settings, accelerator_option, cli, max_epochs_option, seed_option
 from .integrate import Outputs, run_and_write
 
 
@@ -21,11 +21,7 @@ from .integrate import Outputs, run_and_write
     show_default=True,
     help="Directory for the integrated .h5ad, the PNGs and the metrics.",
 )
-@click.option(
-    "--max-epochs",
-    type=click.IntRange(min=1),
-    help="Training epochs [default: the default preset's schedule].",
-)
+@max_epochs_option("the default preset's schedule")
 @seed_option
 @accelerator_option
 @click.option("--metrics/--no-metrics", default=True, show_default=True, help="Compute scib-metrics.")

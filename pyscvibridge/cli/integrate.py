@@ -20,6 +20,7 @@ from ._common import (
     accelerator_option,
     cli,
     devices_option,
+    max_epochs_option,
     parse_devices,
     quiet_libraries,
     quiet_stdout,
@@ -186,11 +187,7 @@ def check_metrics_possible(labels_key: str | None) -> None:
     show_default=True,
     help="scVI latent size.",
 )
-@click.option(
-    "--max-epochs",
-    type=click.IntRange(min=1),
-    help="Training epochs [default: the preset's schedule].",
-)
+@max_epochs_option("the preset's schedule")
 @click.option(
     "--preset",
     type=click.Choice(list(conv.PRESETS)),

@@ -15,6 +15,7 @@ from ._common import (
     accelerator_option,
     cli,
     devices_option,
+    max_epochs_option,
     parse_devices,
     quiet_libraries,
     quiet_stdout,
@@ -48,11 +49,7 @@ from ._common import (
     metavar="NAME",
     help="Layer with raw counts (default: 'counts' if present, else X).",
 )
-@click.option(
-    "--max-epochs",
-    type=click.IntRange(min=1),
-    help="Query training epochs [default: min(round(20000 / n_cells * 400), 400)].",
-)
+@max_epochs_option("min(round(20000 / n_cells * 400), 400)")
 @click.option(
     "--labels-key",
     metavar="COLUMN",
