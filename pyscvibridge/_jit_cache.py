@@ -155,7 +155,12 @@ def cache_umap_kernels() -> list[tuple[object, str, object]]:
 
 def _cached_copy(kernel, directory: str):
     """A numba dispatcher for ``kernel``'s Python function, with ``kernel``'s options, cached in
-    ``directory`` (numba's per-function cache with a locator of our own: no process-wide setting)."""
+    ``directory`` (numba's per-function cache with a locator of our own: no process-wide setting).
+
+    ``numba.core.caching`` has no public way to choose a cache directory per function (only the
+    process-wide ``NUMBA_CACHE_DIR``), so this subclasses its locator and sets the copy's cache;
+    tests/python/test_jit_cache.py checks it against the installed numba, and any error here
+    leaves UMAP uncached (see :func:`cache_umap_kernels`)."""
     import numba
     from numba.core import caching
     from numba.core.registry import CPUDispatcher
@@ -181,7 +186,7 @@ def _cached_copy(kernel, directory: str):
     class Cache(caching.FunctionCache):
         _impl_class = Impl
 
-    if numba.config.CACHE_LOCATOR_CLASSES:  # the user chose numba's locators: numba's own cache
+    if getattr(numba.config, "CACHE_LOCATOR_CLASSES", None):  # the user chose numba's locators
         copy.enable_caching()
     else:
         copy._cache = Cache(copy.py_func)
