@@ -41,8 +41,7 @@ numba_cache_dir = numba.config.CACHE_DIR
 threads = torch.get_num_threads()
 import pyscvibridge
 for info in pkgutil.walk_packages(pyscvibridge.__path__, "pyscvibridge."):
-    if not info.name.startswith(("pyscvibridge._r_door", "pyscvibridge.convert")):  # these start R
-        importlib.import_module(info.name)
+    importlib.import_module(info.name)
 at_import = differences(shipped, snapshot())
 
 class Check(pl.Callback):
