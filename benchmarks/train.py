@@ -22,11 +22,13 @@ Arms (``--arms``): ``scvi-tools`` (preset "scvi-tools": scvi-tools' defaults exa
 (pyscvibridge's default), and lever ablations (see ``ARMS``). torch threads are fixed with
 ``--threads`` for every arm, so the comparison isolates the training schedule; the thread lever is
 measured separately with ``--arms fast fast-autothreads`` (or by comparing ``--threads`` values).
+``--max-epochs N`` caps every arm's epoch budget (a short run: CPU time per epoch, not quality).
 
 Usage::
 
     .venv/bin/python benchmarks/train.py [--datasets cellbench kang] [--seeds 0 1] [--threads 1]
         [--arms scvi-tools fast] [--cache ~/.cache/pyscvibridge-bench] [--reuse] [--accelerator gpu]
+        [--max-epochs N]
 
 ``--reuse`` loads arms already run with the same dataset, arm, seed and thread count from the cache
 (marked "cached" in the table) instead of training again; the default trains every arm in this run.
@@ -103,6 +105,7 @@ ARMS: dict[str, dict] = {
         "count_likelihood": "scvi-tools",
         "train_kwargs": ES15,
     },
+    "fast-autothreads": {"preset": "fast", "n_threads": "auto"},  # fewer threads when cores are busy
     "fast-rlrop": {  # learning rate x0.6 when the validation ELBO stalls for 5 epochs
         "preset": "fast",
         "train_kwargs": {**ES15, "plan_kwargs": {"reduce_lr_on_plateau": True, "lr_patience": 5}},
@@ -212,10 +215,12 @@ def prepare(adata, batch_key):
     return counts[:, np.flatnonzero(hvg)], time.perf_counter() - started
 
 
-def run_arm(adata, hvg_counts, batch_key, name, seed, accelerator="cpu"):
+def run_arm(adata, hvg_counts, batch_key, name, seed, accelerator="cpu", max_epochs=None):
     from pyscvibridge._training import train_scvi
 
     kwargs = arm_kwargs(name, adata.n_obs)
+    if max_epochs is not None:
+        kwargs["max_epochs"] = max_epochs
     model = train_scvi(
         adata,
         hvg_counts,
@@ -230,6 +235,7 @@ def run_arm(adata, hvg_counts, batch_key, name, seed, accelerator="cpu"):
         train_kwargs=kwargs.get("train_kwargs", {}),
         preset=kwargs["preset"],
         count_likelihood=kwargs.get("count_likelihood"),
+        threads=kwargs.get("n_threads"),
     )
     started = time.perf_counter()
     latent = model.get_latent_representation()
@@ -280,6 +286,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["scvi-tools", "fast"], choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every arm")
+    parser.add_argument("--max-epochs", type=int, help="cap every arm's epoch budget (a short run)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "pyscvibridge-bench")
     parser.add_argument("--reuse", action="store_true", help="reuse cached arms instead of training")
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu", help="where every arm trains")
@@ -312,13 +319,17 @@ def main() -> None:
         results = {}
         for seed in args.seeds:
             for arm in args.arms:
-                stem = args.cache / f"train-{dataset}-{arm.replace('/', '_')}-s{seed}-t{args.threads}{where}"
+                cap = f"-e{args.max_epochs}" if args.max_epochs else ""
+                stem = (
+                    args.cache
+                    / f"train-{dataset}-{arm.replace('/', '_')}-s{seed}-t{args.threads}{where}{cap}"
+                )
                 if args.reuse and stem.with_suffix(".npz").exists():
                     saved = np.load(stem.with_suffix(".npz"))
                     res = json.loads(stem.with_suffix(".json").read_text())
                     res.update(latent=saved["latent"], cached=True)
                 else:
-                    res = run_arm(adata, hvg_counts, batch_key, arm, seed, args.accelerator)
+                    res = run_arm(adata, hvg_counts, batch_key, arm, seed, args.accelerator, args.max_epochs)
                     np.savez(stem.with_suffix(".npz"), latent=res["latent"])
                     meta = {k: v for k, v in res.items() if k != "latent"}
                     stem.with_suffix(".json").write_text(json.dumps(meta))

@@ -6,15 +6,19 @@ the result: ``pyscvibridge integrate --metrics`` spent 23 s of every run on it o
 (``benchmarks/end_to_end.py``). Users rerun integration while they choose batch keys and genes, so
 both are cached on disk:
 
-- numba: UMAP's hot kernels are re-jitted from their own Python source with the same options plus
-  ``cache=True``; numba writes the machine code next to UMAP's source (or in ``~/.cache/numba`` if
-  that is read-only) and reloads it when UMAP's source file is unchanged. The numbers are identical.
+- numba: inside :func:`numba_steps` (the workflow runs scanpy's numba steps in it), UMAP's hot
+  kernels are replaced by copies jitted from their own Python source with the same options and a
+  disk cache, and UMAP's own kernels are put back when the block ends (also on error). The copies
+  are built once per process; numba reloads their machine code when UMAP's source is unchanged. The
+  numbers are identical. The cache lives in ``numba/`` under pyscvibridge's cache directory (or in
+  ``$NUMBA_CACHE_DIR`` when the user set one), never next to UMAP's source. Anything unexpected (a
+  kernel that is not a numba function, a missing attribute, an unwritable directory) leaves UMAP as
+  shipped and is logged once.
 - JAX: its persistent compilation cache, in ``jax/`` under pyscvibridge's cache directory
   (``$PYSCVIBRIDGE_CACHE``, else ``$XDG_CACHE_HOME/pyscvibridge``, else ``~/.cache/pyscvibridge``),
   unless the user configured a JAX cache of their own.
 
-``PYSCVIBRIDGE_JIT_CACHE=0`` turns both off; any other value is the JAX cache directory. The
-workflow runs scanpy's numba steps inside :func:`numba_steps`, which also keeps torch's thread count.
+``PYSCVIBRIDGE_JIT_CACHE=0`` turns both off; any other value is the JAX cache directory.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +42,19 @@ UMAP_KERNELS = (
 )
 ENV = "PYSCVIBRIDGE_JIT_CACHE"
 
+_lock = threading.RLock()
+_depth = 0
+_lent: list[tuple[object, str, object, object]] = []  # (module, name, shipped, cached) while lent
+_built: dict[tuple[str, str], tuple[object, object]] = {}  # (module, name) -> (shipped, cached copy)
+_logged: set[str] = set()
+
+
+def _log_once(message: str, *args) -> None:
+    text = message % args
+    if text not in _logged:
+        _logged.add(text)
+        logger.info(text)
+
 
 def _setting() -> str | None:
     """The JAX cache directory, or None when caching is off."""
@@ -50,46 +68,129 @@ def _setting() -> str | None:
     return str(cache_dir() / "jax")
 
 
+def _numba_dir() -> str | None:
+    """Where numba caches the kernels: ``$NUMBA_CACHE_DIR`` if set, else ours; None when off."""
+    if _setting() is None:
+        return None
+    import numba
+
+    if numba.config.CACHE_DIR:
+        return str(numba.config.CACHE_DIR)
+    from .datasets._bmmc import cache_dir
+
+    return str(cache_dir() / "numba")
+
+
 @contextlib.contextmanager
-def numba_steps() -> Iterator[None]:
+def numba_steps() -> Iterator[list[str]]:
     """Around scanpy's steps that run numba code (preprocessing, neighbors, UMAP).
 
-    UMAP's kernels load from the disk cache, and torch's thread count is put back afterwards
-    (numba's OpenMP layer changes it; see :func:`pyscvibridge._training.keep_torch_threads`).
+    Inside the block UMAP's kernels are cached copies (yields their names; empty when caching is
+    off or not possible); on exit UMAP's own are back, and torch's thread count is put back (numba's
+    OpenMP layer changes it; see :func:`pyscvibridge._training.keep_torch_threads`). Re-entrant.
     """
+    global _depth
     from ._training import keep_torch_threads
 
-    cache_umap_kernels()
-    with keep_torch_threads():
-        yield
+    with _lock:
+        if _depth == 0:
+            _lend_cached_kernels()
+        _depth += 1
+        names = [name for _, name, _, _ in _lent]
+    try:
+        with keep_torch_threads():
+            yield names
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _give_back()
 
 
-def cache_umap_kernels() -> list[str]:
-    """Re-jit UMAP's kernels with ``cache=True`` (once per process); returns the names now cached."""
-    if _setting() is None:
+def _lend_cached_kernels() -> None:
+    for module, name, cached in cache_umap_kernels():
+        shipped = getattr(module, name)
+        setattr(module, name, cached)
+        _lent.append((module, name, shipped, cached))
+
+
+def _give_back() -> None:
+    while _lent:
+        module, name, shipped, cached = _lent.pop()
+        if getattr(module, name, None) is cached:  # leave anything someone else put there
+            setattr(module, name, shipped)
+
+
+def cache_umap_kernels() -> list[tuple[object, str, object]]:
+    """Cached copies of UMAP's kernels, as ``(module, name, copy)``; built once per process.
+
+    Builds nothing and changes nothing in UMAP: :func:`numba_steps` lends the copies. Empty when
+    caching is off, or when anything about UMAP or the cache directory is not as expected (logged
+    once; UMAP then runs as shipped).
+    """
+    directory = _numba_dir()
+    if directory is None:
         return []
     import importlib
 
-    import numba
-
-    cached = []
+    out = []
     for module_name, name in UMAP_KERNELS:
         try:
             module = importlib.import_module(module_name)
-            kernel = getattr(module, name)
-        except (ImportError, AttributeError):  # another UMAP version: it still works, uncached
+            shipped = getattr(module, name)
+        except (ImportError, AttributeError) as err:  # another UMAP version: it still works, uncached
+            _log_once("not caching UMAP's %s.%s: %s", module_name, name, err)
             continue
-        if not getattr(kernel, "_pyscvibridge_cached", False):
-            options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+        built = _built.get((module_name, name))
+        if built is None or built[0] is not shipped:
             try:
-                kernel = numba.njit(cache=True, **options)(kernel.py_func)
-            except RuntimeError as err:  # numba found no writable cache directory
-                logger.info("not caching UMAP's compiled code: %s", err)
-                return cached
-            kernel._pyscvibridge_cached = True
-            setattr(module, name, kernel)
-        cached.append(name)
-    return cached
+                built = (shipped, _cached_copy(shipped, directory))
+            except Exception as err:  # noqa: BLE001 -- any surprise: UMAP stays as shipped
+                _log_once("not caching UMAP's compiled code: %s", err)
+                return []
+            _built[(module_name, name)] = built
+        out.append((module, name, built[1]))
+    return out
+
+
+def _cached_copy(kernel, directory: str):
+    """A numba dispatcher for ``kernel``'s Python function, with ``kernel``'s options, cached in
+    ``directory`` (numba's per-function cache with a locator of our own: no process-wide setting).
+
+    ``numba.core.caching`` has no public way to choose a cache directory per function (only the
+    process-wide ``NUMBA_CACHE_DIR``), so this subclasses its locator and sets the copy's cache;
+    tests/python/test_jit_cache.py checks it against the installed numba, and any error here
+    leaves UMAP uncached (see :func:`cache_umap_kernels`)."""
+    import numba
+    from numba.core import caching
+    from numba.core.registry import CPUDispatcher
+
+    if not isinstance(kernel, CPUDispatcher):
+        msg = f"{getattr(kernel, '__name__', kernel)!r} is not a numba CPU function"
+        raise TypeError(msg)
+    options = {k: v for k, v in kernel.targetoptions.items() if k not in {"nopython", "cache"}}
+    copy = numba.njit(**options)(kernel.py_func)
+
+    class Locator(caching.UserProvidedCacheLocator):
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._cache_path = os.path.join(directory, self.get_suitable_cache_subpath(py_file))
+
+        @classmethod
+        def from_function(cls, py_func, py_file):  # numba's, without its check of $NUMBA_CACHE_DIR
+            return super(caching.UserProvidedCacheLocator, cls).from_function(py_func, py_file)
+
+    class Impl(caching.CompileResultCacheImpl):
+        _locator_classes = (Locator,)
+
+    class Cache(caching.FunctionCache):
+        _impl_class = Impl
+
+    if getattr(numba.config, "CACHE_LOCATOR_CLASSES", None):  # the user chose numba's locators
+        copy.enable_caching()
+    else:
+        copy._cache = Cache(copy.py_func)
+    return copy
 
 
 def cache_jax_compilations() -> str | None:

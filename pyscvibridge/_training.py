@@ -9,14 +9,20 @@ Two presets:
   four Kang PBMC seeds it fell 0.007 short of the defaults' scib total where every epoch came within
   0.001; benchmarks/README.md). The count likelihood is computed by table
   lookup (:mod:`pyscvibridge._likelihood`: the same values, 2-3x cheaper than scvi-tools' dense
-  ``lgamma``/``digamma``). On a machine whose cores are busy it also trains with fewer torch threads
-  (an over-subscribed torch thread pool spins instead of computing). ``benchmarks/train.py``
-  measures it against the scvi-tools defaults; benchmarks/README.md has the table.
+  ``lgamma``/``digamma``; a subclass lent to this model's module while it trains).
+  ``benchmarks/train.py`` measures it against the scvi-tools defaults; benchmarks/README.md has the
+  table.
 - ``"scvi-tools"``: exactly what scvi-tools does by default (and what the seed workflow ran):
   ``min(round(20000 / n_cells * 400), 400)`` epochs, minibatches of 128, learning rate 1e-3,
   KL warm-up over 400 epochs, no early stopping.
 
 Either way the result is a standard scvi-tools model: save, load and query it with scvi-tools.
+
+Threads: training runs with torch's current thread count (``torch.get_num_threads()``) unless
+``n_threads`` fixes it, so the same seed and settings give the same model whatever else the machine
+runs. ``n_threads="auto"`` lowers the count to the cores other processes leave idle (sampled for a
+quarter second: an over-subscribed torch thread pool spins instead of computing), at the price of
+results that depend on the machine's load. The record says how many threads trained.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._checks import is_counts, obs_for_model
 from ._errors import PyscvibridgeError
-from ._likelihood import faster_count_likelihood
+from ._likelihood import table_likelihood
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,6 +65,36 @@ def default_max_epochs(n_cells: int) -> int:
 def fast_max_epochs(n_cells: int) -> int:
     """The ``"fast"`` preset's epoch budget: a quarter of scvi-tools', between 20 and 100."""
     return int(min(max(round(default_max_epochs(n_cells) / 4), 20), 100))
+
+
+def resolve_threads(n_threads: int | str | None) -> tuple[int, str]:
+    """The torch thread count to train with, and where it came from.
+
+    ``None``: torch's current setting (``"torch"``); a positive integer: that many (``"n_threads"``);
+    ``"auto"``: torch's setting lowered to the cores other processes leave idle (``"auto"``).
+    """
+    import torch
+
+    n_threads = check_threads(n_threads)
+    if n_threads is None:
+        return torch.get_num_threads(), "torch"
+    if n_threads == "auto":
+        return _auto_threads(), "auto"
+    return int(n_threads), "n_threads"
+
+
+def check_threads(n_threads: int | str | None) -> int | str | None:
+    """``n_threads`` as :func:`resolve_threads` takes it (``None``, a positive int or ``"auto"``)."""
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, str) and n_threads.strip().lower() == "auto":
+        return "auto"
+    if isinstance(n_threads, float) and n_threads.is_integer():  # R's numbers arrive as floats
+        n_threads = int(n_threads)
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        msg = f"n_threads must be a positive number of threads or 'auto', not {n_threads!r}."
+        raise PyscvibridgeError(msg)
+    return n_threads
 
 
 def _auto_threads() -> int:
@@ -134,14 +170,16 @@ def keep_torch_threads() -> contextlib.AbstractContextManager[None]:
 
 
 def training_plan(
-    preset: str, n_cells: int, max_epochs: int | None = None, threads: int | None = None
+    preset: str, n_cells: int, max_epochs: int | None = None, threads: int | str | None = None
 ) -> dict[str, Any]:
     """The settings ``preset`` uses for ``n_cells`` cells (an explicit ``max_epochs`` wins).
 
     Returns a flat dict (recorded in ``uns["scvi_integration"]["training"]``): ``preset``,
     ``max_epochs``, ``batch_size``, ``lr``, ``n_epochs_kl_warmup``, ``early_stopping``,
     ``early_stopping_patience``, ``count_likelihood`` (``"table"``: the same likelihood computed by
-    :mod:`pyscvibridge._likelihood`; ``"scvi-tools"``: scvi-tools' own code), ``threads``.
+    :mod:`pyscvibridge._likelihood`; ``"scvi-tools"``: scvi-tools' own code), ``threads`` (torch
+    threads to train with, see :func:`resolve_threads`) and ``threads_from`` (``"torch"``,
+    ``"n_threads"`` or ``"auto"``).
     """
     if preset not in PRESETS:
         msg = f"Unknown preset {preset!r}: choose one of {list(PRESETS)}."
@@ -149,6 +187,7 @@ def training_plan(
     if max_epochs is not None and int(max_epochs) < 1:
         msg = f"max_epochs must be a positive number of epochs, not {max_epochs!r}."
         raise PyscvibridgeError(msg)
+    n_threads, threads_from = resolve_threads(threads)
     if preset == "scvi-tools":
         epochs = default_max_epochs(n_cells) if max_epochs is None else int(max_epochs)
         return {
@@ -160,7 +199,8 @@ def training_plan(
             "early_stopping": False,
             "early_stopping_patience": 0,
             "count_likelihood": "scvi-tools",
-            "threads": threads or 0,  # 0: torch's own setting, untouched
+            "threads": n_threads,
+            "threads_from": threads_from,
         }
     epochs = fast_max_epochs(n_cells) if max_epochs is None else int(max_epochs)
     return {
@@ -172,7 +212,8 @@ def training_plan(
         "early_stopping": False,
         "early_stopping_patience": 0,
         "count_likelihood": "table",
-        "threads": threads or _auto_threads(),
+        "threads": n_threads,
+        "threads_from": threads_from,
     }
 
 
@@ -193,13 +234,14 @@ def train_scvi(
     model_kwargs: dict[str, Any],
     train_kwargs: dict[str, Any],
     preset: str = DEFAULT_PRESET,
-    threads: int | None = None,
+    threads: int | str | None = None,
     count_likelihood: str | None = None,
 ) -> scvi.model.SCVI:
     """Train scVI on ``hvg_counts`` (cells x HVGs, raw counts) with ``adata``'s cells and batch column.
 
     ``preset`` picks the schedule (see the module docstring); ``max_epochs`` overrides its epoch
-    budget; ``threads`` fixes torch's thread count during training (default: the preset's choice);
+    budget; ``threads`` fixes torch's thread count during training (default: torch's current setting;
+    ``"auto"``: lowered to the idle cores, see :func:`resolve_threads`);
     ``count_likelihood`` (``"table"`` or ``"scvi-tools"``) overrides how the preset computes the
     likelihood. ``train_kwargs`` (and ``train_kwargs["plan_kwargs"]``) override anything the preset sets.
     The settings used are in ``training_record(model)``.
@@ -254,11 +296,12 @@ def train_scvi(
     if plan["count_likelihood"] == "table" and not is_counts(hvg_counts):
         plan["count_likelihood"] = "scvi-tools"  # the table needs integer counts
     with (
-        _torch_threads(plan["threads"] or None),
-        faster_count_likelihood(plan["count_likelihood"] == "table"),
+        _torch_threads(plan["threads"]),
+        table_likelihood(model.module, plan["count_likelihood"] == "table") as ways,
     ):
         plan["torch_threads"] = torch.get_num_threads()  # what training ran with, either preset
         model.train(max_epochs=plan["max_epochs"], accelerator=accelerator, devices=devices, **kwargs)
+    plan["count_likelihood"] = _likelihood_used(ways)
     plan["train_seconds"] = time.perf_counter() - started
     plan["train_cpu_seconds"] = time.process_time() - cpu_started
     plan["epochs_run"] = len(model.history["elbo_train"]) if "elbo_train" in model.history else 0
@@ -268,6 +311,17 @@ def train_scvi(
     plan["n_epochs_kl_warmup"] = plan_kwargs["n_epochs_kl_warmup"]
     model._pyscvibridge_training = plan
     return model
+
+
+def _likelihood_used(ways: set[str] | None) -> str:
+    """What computed the count likelihood, from what :func:`table_likelihood` saw."""
+    if ways is None or ways == {"scvi-tools"}:
+        return "scvi-tools"  # not asked for, not applicable, or every minibatch fell back (a GPU)
+    if ways == {"table"}:
+        return "table"
+    if not ways:  # no step ran in this process (ddp_spawn workers train with the same class)
+        return "table (in worker processes)"
+    return "table and scvi-tools"  # some minibatches could not use the table
 
 
 def training_record(model) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from ._checks import check_obs_key, counts_matrix, obs_for_model
 from ._conventions import UNS_INTEGRATION
 from ._errors import PyscvibridgeError
 from ._jit_cache import numba_steps
-from ._training import DEFAULT_PRESET, train_scvi, training_record
+from ._training import DEFAULT_PRESET, check_threads, train_scvi, training_record
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -46,6 +46,7 @@ def integrate(
     n_neighbors: int = 15,
     accelerator: str = "auto",
     devices: int | str = "auto",
+    n_threads: int | str | None = None,
     progress: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     train_kwargs: dict[str, Any] | None = None,
@@ -93,6 +94,11 @@ def integrate(
         Neighbours for both kNN graphs.
     accelerator, devices
         Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device count or ids).
+    n_threads
+        torch threads for training; default: torch's current setting (``torch.get_num_threads()``),
+        so the same seed gives the same latent whatever else the machine runs. ``"auto"`` trains with
+        fewer threads when other processes keep cores busy (faster there, but the result then depends
+        on the machine's load).
     progress
         Show scvi-tools' training progress bar.
     model_kwargs, train_kwargs
@@ -140,6 +146,7 @@ def integrate(
     if n_top_genes < 1 or n_latent < 1:
         msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
         raise PyscvibridgeError(msg)
+    n_threads = check_threads(n_threads)
 
     chosen = None if genes is None else adata.var_names.isin(list(genes))
     if genes is not None and (missing := [g for g in genes if g not in adata.var_names][:5]):
@@ -186,6 +193,7 @@ def integrate(
         seed=seed,
         accelerator=accelerator,
         devices=devices,
+        threads=n_threads,
         progress=progress,
         model_kwargs=model_kwargs or {},
         train_kwargs=train_kwargs or {},

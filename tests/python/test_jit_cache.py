@@ -6,31 +6,37 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-# A fresh process: builds a kNN graph and a UMAP layout as scanpy does (unless argv[1] == "no-umap"),
-# jits one JAX function, and reports what numba loaded from its cache, what it compiled, and where
-# JAX's cache points.
+# A fresh process: builds a kNN graph and a UMAP layout as scanpy does (unless argv[1] == "no-umap")
+# inside numba_steps(), jits one JAX function, and reports which kernels were lent, what numba loaded
+# from its cache or compiled, whether UMAP's own kernels are back afterwards, and where JAX's cache points.
 RUN = """
 import json, sys, numpy as np
 from pyscvibridge import _jit_cache
-cached = _jit_cache.cache_umap_kernels()
+import umap.layouts as ul, umap.umap_ as uu
+def current():
+    kernels = {n: getattr(uu, n) for n in ("smooth_knn_dist", "compute_membership_strengths")}
+    kernels["layout"] = ul._nb_optimize_layout_euclidean_single_epoch
+    return kernels
+shipped = current()
 jax_dir = _jit_cache.cache_jax_compilations()
 import anndata as ad, scanpy as sc, jax, jax.numpy as jnp
 rng = np.random.default_rng(0)
 a = ad.AnnData(rng.normal(size=(300, 8)).astype(np.float32))
-if sys.argv[1] != "no-umap":
-    sc.pp.neighbors(a, n_neighbors=10, use_rep="X", random_state=0)
-    sc.tl.umap(a, random_state=0)
+with _jit_cache.numba_steps() as cached:
+    kernels = current()
+    if sys.argv[1] != "no-umap":
+        sc.pp.neighbors(a, n_neighbors=10, use_rep="X", random_state=0)
+        sc.tl.umap(a, random_state=0)
 jax.jit(lambda x: jnp.tanh(x) * 3.0)(jnp.ones(7)).block_until_ready()
-import umap.layouts as ul, umap.umap_ as uu
-kernels = {n: getattr(uu, n) for n in ("smooth_knn_dist", "compute_membership_strengths")}
-kernels["layout"] = ul._nb_optimize_layout_euclidean_single_epoch
 print(json.dumps({
     "cached": cached,
     "jax_dir": jax_dir,
-    "patched": [n for n, k in kernels.items() if getattr(k, "_pyscvibridge_cached", False)],
+    "lent": [n for n, k in kernels.items() if k is not shipped[n]],
+    "restored": all(k is shipped[n] for n, k in current().items()),
     "hits": {n: len(k.stats.cache_hits) for n, k in kernels.items()},
     "misses": {n: len(k.stats.cache_misses) for n, k in kernels.items()},
     "umap": a.obsm["X_umap"].tolist() if "X_umap" in a.obsm else None,
@@ -39,10 +45,9 @@ print(json.dumps({
 
 
 def _run(tmp_path, *, umap: bool = True, **env) -> dict:
-    environ = {
-        k: v for k, v in os.environ.items() if k not in {"PYSCVIBRIDGE_JIT_CACHE", "PYSCVIBRIDGE_CACHE"}
-    }
-    environ |= {"NUMBA_CACHE_DIR": str(tmp_path / "numba"), "XDG_CACHE_HOME": str(tmp_path / "xdg"), **env}
+    drop = {"PYSCVIBRIDGE_JIT_CACHE", "PYSCVIBRIDGE_CACHE", "NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES"}
+    environ = {k: v for k, v in os.environ.items() if k not in drop}
+    environ |= {"XDG_CACHE_HOME": str(tmp_path / "xdg"), **env}
     proc = subprocess.run(
         [sys.executable, "-c", RUN, "umap" if umap else "no-umap"],
         env=environ,
@@ -57,10 +62,19 @@ def _files(path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()} if path.exists() else set()
 
 
+def _stamps(path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in path.rglob("*") if p.is_file()}
+
+
 @pytest.mark.slow
 def test_rerun_loads_compiled_code_and_gives_the_same_umap(tmp_path):
+    import umap
+
+    umap_dir = Path(umap.__file__).parent
+    umap_files = _stamps(umap_dir)
     first = _run(tmp_path)
-    assert first["patched"] == ["smooth_knn_dist", "compute_membership_strengths", "layout"]
+    assert first["lent"] == ["smooth_knn_dist", "compute_membership_strengths", "layout"]
+    assert first["restored"] is True  # UMAP's own kernels are back after the block
     assert first["cached"] == [
         "smooth_knn_dist",
         "compute_membership_strengths",
@@ -69,8 +83,9 @@ def test_rerun_loads_compiled_code_and_gives_the_same_umap(tmp_path):
     assert first["jax_dir"] == str(tmp_path / "xdg" / "pyscvibridge" / "jax")
     assert all(n == 0 for n in first["hits"].values()), first  # nothing on disk yet: compiled
     assert all(n == 1 for n in first["misses"].values()), first
-    numba_files = _files(tmp_path / "numba")
+    numba_files = _files(tmp_path / "xdg" / "pyscvibridge" / "numba")
     assert any("smooth_knn_dist" in f and f.endswith(".nbi") for f in numba_files), numba_files
+    assert _stamps(umap_dir) == umap_files  # nothing written into the installed UMAP
     jax_files = _files(tmp_path / "xdg" / "pyscvibridge" / "jax")
     assert jax_files, "JAX wrote nothing to its persistent cache"
 
@@ -80,12 +95,17 @@ def test_rerun_loads_compiled_code_and_gives_the_same_umap(tmp_path):
     assert _files(tmp_path / "xdg" / "pyscvibridge" / "jax") == jax_files  # every JAX lookup hit
     assert second["umap"] == first["umap"]
 
+    # a user's NUMBA_CACHE_DIR is where numba's cache goes
+    mine = _run(tmp_path, umap=False, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    assert mine["cached"] == first["cached"]
+    assert any(f.endswith(".nbi") for f in _files(tmp_path / "numba"))
+
 
 @pytest.mark.slow
 def test_switched_off_and_a_users_own_jax_cache_are_respected(tmp_path):
     off = _run(tmp_path, umap=False, PYSCVIBRIDGE_JIT_CACHE="0")
     assert off["cached"] == []
-    assert off["patched"] == []
+    assert off["lent"] == []
     assert off["jax_dir"] is None
     assert not (tmp_path / "xdg" / "pyscvibridge").exists()
 
@@ -99,7 +119,7 @@ def test_switched_off_and_a_users_own_jax_cache_are_respected(tmp_path):
     )
     assert mine["jax_dir"] == str(own)
     assert _files(own), "the user's JAX cache was not used"
-    assert not (tmp_path / "xdg" / "pyscvibridge").exists()
+    assert not (tmp_path / "xdg" / "pyscvibridge" / "jax").exists()
 
 
 def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
@@ -118,24 +138,84 @@ def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
         assert _jit_cache._setting() is None
 
 
-def test_without_a_writable_cache_umap_stays_as_it_was(monkeypatch, caplog):
-    import logging
-
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """_jit_cache with nothing built or logged yet, caching into tmp_path (numba's own setting unset)."""
     import numba
-    import umap.umap_ as uu
 
     from pyscvibridge import _jit_cache
 
-    plain = numba.njit(uu.smooth_knn_dist.py_func)  # as UMAP ships it: not cached
-    monkeypatch.setattr(uu, "smooth_knn_dist", plain)
+    monkeypatch.setattr(_jit_cache, "_built", {})
+    monkeypatch.setattr(_jit_cache, "_logged", set())
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
     monkeypatch.delenv("PYSCVIBRIDGE_JIT_CACHE", raising=False)
+    monkeypatch.setenv("PYSCVIBRIDGE_CACHE", str(tmp_path / "cache"))
+    return _jit_cache
 
-    def no_locator(*args, **kwargs):  # what numba raises when no cache directory is writable
-        msg = "cannot cache function 'smooth_knn_dist': no locator available for file 'umap_.py'"
-        raise RuntimeError(msg)
 
-    monkeypatch.setattr(numba, "njit", no_locator)
+def _kernels():
+    import umap.layouts as ul
+    import umap.umap_ as uu
+
+    return uu.smooth_knn_dist, uu.compute_membership_strengths, ul._nb_optimize_layout_euclidean_single_epoch
+
+
+def test_lent_only_inside_the_block_nested_and_on_error(fresh):
+    shipped = _kernels()
+    with fresh.numba_steps() as names:
+        assert names == [name for _, name in fresh.UMAP_KERNELS]
+        lent = _kernels()
+        assert all(k is not s for k, s in zip(lent, shipped, strict=True))
+        assert all(k.py_func is s.py_func for k, s in zip(lent, shipped, strict=True))
+        with fresh.numba_steps() as inner:
+            assert inner == names
+        assert _kernels() == lent  # the inner block leaves the outer one's kernels
+    assert _kernels() == shipped
+    with pytest.raises(RuntimeError, match="boom"), fresh.numba_steps():
+        raise RuntimeError("boom")
+    assert _kernels() == shipped
+    with fresh.numba_steps():  # built once per process: the same copies again
+        assert _kernels() == lent
+
+
+def test_without_a_writable_cache_umap_stays_as_shipped(fresh, monkeypatch, tmp_path, caplog):
+    import logging
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PYSCVIBRIDGE_CACHE", str(tmp_path / "a-file" / "cache"))  # cannot be created
+    shipped = _kernels()
     with caplog.at_level(logging.INFO, logger="pyscvibridge"):
-        assert _jit_cache.cache_umap_kernels() == []
+        for _ in range(2):
+            with fresh.numba_steps() as names:
+                assert names == []
+                assert _kernels() == shipped
+    assert _kernels() == shipped
+    assert caplog.text.count("not caching UMAP's compiled code: cannot cache function") == 1  # once
+
+
+def test_a_kernel_that_is_not_numba_leaves_umap_as_shipped(fresh, monkeypatch, caplog):
+    import logging
+
+    import umap.umap_ as uu
+
+    def plain(*args, **kwargs):  # a future UMAP's kernel that is not a numba function
+        return None
+
+    monkeypatch.setattr(uu, "smooth_knn_dist", plain)
+    with caplog.at_level(logging.INFO, logger="pyscvibridge"), fresh.numba_steps() as names:
+        assert names == []
+        assert uu.smooth_knn_dist is plain
     assert uu.smooth_knn_dist is plain
-    assert "not caching UMAP's compiled code: cannot cache function" in caplog.text
+    assert "'plain' is not a numba CPU function" in caplog.text
+
+
+def test_a_missing_kernel_is_left_out(fresh, monkeypatch, caplog):
+    import logging
+
+    import umap.layouts as ul
+
+    monkeypatch.delattr(ul, "_nb_optimize_layout_euclidean_single_epoch")  # a renamed kernel
+    with caplog.at_level(logging.INFO, logger="pyscvibridge"), fresh.numba_steps() as names:
+        assert names == ["smooth_knn_dist", "compute_membership_strengths"]
+    assert not hasattr(ul, "_nb_optimize_layout_euclidean_single_epoch")
+    assert "not caching UMAP's umap.layouts._nb_optimize_layout_euclidean_single_epoch" in caplog.text

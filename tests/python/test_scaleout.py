@@ -46,6 +46,8 @@ SCRIPT = textwrap.dedent(
                 "n_cells": adata.n_obs,
                 "history_epochs": len(history),
                 "uns_epochs": int(adata.uns["scvi_integration"]["epochs_run"]),
+                "count_likelihood": adata.uns["scvi_integration"]["training"]["count_likelihood"],
+                "module": type(model.module).__name__,
             }, f)
 
 
@@ -78,6 +80,7 @@ def test_two_process_cpu_ddp(tmp_path):
         assert info["strategy"] == "DDPStrategy"
         assert info["accelerator"] == "CPUAccelerator"
         assert info["epochs"] == 2
+        assert info["count_likelihood"] == "table"
     latents = [np.load(tmp_path / f"latent{r}.npy") for r in (0, 1)]
     assert latents[0].shape == (ranks[0]["n_cells"], 10)
     assert np.isfinite(latents[0]).all()
@@ -97,6 +100,9 @@ def test_two_process_cpu_ddp_spawn(tmp_path):
     assert info["strategy"] == "DDPStrategy"
     assert info["history_epochs"] == 2
     assert info["uns_epochs"] == 2
+    # the workers trained the module pickled with the table likelihood; the caller's is plain again
+    assert info["count_likelihood"] == "table (in worker processes)"
+    assert info["module"] == "VAE"
     latent = np.load(tmp_path / "latent0.npy")
     assert latent.shape == (info["n_cells"], 10)
     assert np.isfinite(latent).all()

@@ -68,6 +68,31 @@ def test_fast_preset_schedule():
     assert training_plan("scvi-tools", 1408, max_epochs=7)["max_epochs"] == 7
 
 
+def test_threads_are_torchs_setting_unless_asked_for():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        for preset in ("fast", "scvi-tools"):
+            plan = training_plan(preset, 1408)
+            assert (plan["threads"], plan["threads_from"]) == (1, "torch")
+        assert (
+            training_plan("fast", 1408, threads=3)["threads"],
+            training_plan("fast", 10, threads=3.0)["threads_from"],
+        ) == (3, "n_threads")
+        auto = training_plan("fast", 1408, threads="auto")
+        assert auto["threads_from"] == "auto"
+        assert auto["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    for bad in (0, -2, 1.5, "two", True):
+        with pytest.raises(
+            PyscvibridgeError, match=r"n_threads must be a positive number of threads or 'auto', not"
+        ):
+            training_plan("fast", 100, threads=bad)
+
+
 def test_bad_preset_and_epochs():
     with pytest.raises(PyscvibridgeError, match=r"Unknown preset 'quick'.*'fast', 'scvi-tools'"):
         training_plan("quick", 100)
@@ -97,13 +122,18 @@ def test_early_stopping_asked_for_stops_and_is_recorded(small):
 
 
 def test_model_is_standard_scvi(small, tmp_path):
+    """Trained with the table likelihood, yet a plain scvi-tools model and module that stock scvi-tools loads."""
     import scvi
 
     model = _train(small, max_epochs=2)
+    assert model._pyscvibridge_training["count_likelihood"] == "table"
+    assert type(model) is scvi.model.SCVI
+    assert type(model.module) is scvi.module.VAE
     z = model.get_latent_representation()
     model.save(tmp_path / "model", save_anndata=True)
     loaded = scvi.model.SCVI.load(tmp_path / "model", accelerator="cpu")
     assert type(loaded) is scvi.model.SCVI
+    assert type(loaded.module) is scvi.module.VAE
     assert loaded.is_trained
     np.testing.assert_allclose(loaded.get_latent_representation(), z, rtol=1e-5, atol=1e-5)
 
@@ -167,7 +197,7 @@ def test_other_processes_cpu_is_measured_without_our_own(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="measures through Linux's /proc")
-def test_fast_preset_leaves_a_core_to_a_busy_process():
+def test_auto_threads_leave_a_core_to_a_busy_process():
     import subprocess
     import sys
     import time
