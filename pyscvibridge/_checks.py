@@ -57,13 +57,15 @@ def check_counts(x, where: str) -> None:
         raise PyscvibridgeError(msg)
 
 
-def check_obs_key(adata: ad.AnnData, key: str, what: str) -> pd.Series:
+def check_obs_key(adata: ad.AnnData, key: str, what: str, *, allow_na: bool = False) -> pd.Series:
+    """The ``obs`` column ``key``; an error naming the column when it is missing or (unless
+    ``allow_na``) has NA values, with their count."""
     if key not in adata.obs.columns:
         cols = ", ".join(repr(c) for c in adata.obs.columns) or "none"
         msg = f"{what} {key!r} is not a column of the cell metadata. Available columns: {cols}."
         raise PyscvibridgeError(msg)
     col = adata.obs[key]
-    if col.isna().any():
+    if not allow_na and col.isna().any():
         msg = (
             f"{what} {key!r} has {int(col.isna().sum())} missing (NA) values; every cell needs one. "
             "Fill them (e.g. with 'unknown') or drop those cells first."
@@ -91,11 +93,21 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
     return x, where
 
 
-def obs_for_model(adata: ad.AnnData, keys: list[str]) -> pd.DataFrame:
-    """A copy of these ``obs`` columns with unused categories dropped (a subset keeps its factors' unused
-    levels, and an empty batch breaks the per-batch HVGs and adds a dead batch to the model)."""
+def as_categories(col: pd.Series) -> pd.Series:
+    """A batch-like column as a categorical: integers, logicals and strings become sorted categories,
+    a categorical keeps its order (unused categories dropped: an empty batch breaks the per-batch
+    HVGs and adds a dead batch to the model)."""
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.remove_unused_categories()
+    return col.astype("category")
+
+
+def obs_for_model(adata: ad.AnnData, keys: list[str], categorical: list[str] | None = None) -> pd.DataFrame:
+    """A copy of these ``obs`` columns; those in ``categorical`` (default: all) as categoricals
+    (see :func:`as_categories`: a batch column may be of any type)."""
     obs = adata.obs[keys].copy()
-    for key in keys:
-        if hasattr(obs[key], "cat"):
-            obs[key] = obs[key].cat.remove_unused_categories()
+    for key in keys if categorical is None else [k for k in keys if k in categorical]:
+        obs[key] = as_categories(obs[key])
     return obs
