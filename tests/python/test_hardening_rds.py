@@ -87,6 +87,7 @@ def _refused(path, marker, *where):
     return text
 
 
+@pytest.mark.slow
 def test_plain_readrds_runs_the_payload(build, tmp_path, marker):
     """The exploit is real: R's own readRDS() then any use of the object creates the marker."""
     path = tmp_path / "top.rds"
@@ -259,3 +260,47 @@ def test_missing_r_package_refuses_without_trust(monkeypatch, pbmc_small_path):
     with pytest.raises(PyscvibridgeError, match=r"cannot check .*`R CMD INSTALL .* trust=True"):
         read_rds(pbmc_small_path)
     assert read_rds(pbmc_small_path, trust=True).n_obs == 80
+
+
+@pytest.mark.slow
+def test_cli_inspect_refuses_a_malicious_file(build, tmp_path, marker, pbmc_small_path):
+    """`pyscvibridge inspect` (and every command reading .rds) exits 1 with the message; nothing runs."""
+    from click.testing import CliRunner
+
+    from pyscvibridge.cli import cli
+
+    path = tmp_path / "meta.rds"
+    build(
+        f"""
+        o <- readRDS({str(pbmc_small_path)!r})
+        md <- o@meta.data
+        oldClass(md) <- NULL
+        md[["evil"]] <- payload
+        oldClass(md) <- "data.frame"
+        attr(o, "meta.data") <- md
+        o
+        """,
+        path,
+    )
+    for args in (["inspect", str(path)], ["convert", str(path), str(tmp_path / "out.h5ad")]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 1, res.output
+        assert "CVE-2024-27322" in res.output
+        assert "Traceback" not in res.output
+        assert not marker.exists()
+    assert not (tmp_path / "out.h5ad").exists()
+
+
+def test_sce_duplicated_genes_hint_says_rownames(r, tmp_path):
+    path = tmp_path / "dups.rds"
+    r(
+        f"""
+        suppressMessages(library(SingleCellExperiment))
+        m <- matrix(rpois(20, 2), 4, 5, dimnames = list(c("g1", "g1", "g2", "g3"), paste0("c", 1:5)))
+        saveRDS(SingleCellExperiment(list(counts = m)), {str(path)!r})
+        """
+    )
+    with pytest.raises(
+        PyscvibridgeError, match=r"duplicated feature names .*rownames\(sce\) <- make\.unique"
+    ):
+        read_rds(path)
