@@ -8,7 +8,7 @@
  *
  * pysb_read_rds_checked() unserializes a stream from an open binary connection (gzfile() reads
  * gzip, bzip2, xz and uncompressed files) straight into C, counting the bytes it reads against a
- * limit, then walks the object graph by reading R's structures only (no evaluation, no variable
+ * limit (the stream is read in chunks, so the check costs no second pass), then walks the object graph by reading R's structures only (no evaluation, no variable
  * look-up that could force a promise or call an active binding) and reports what it finds:
  *
  *   kind              refused?   why
@@ -32,11 +32,6 @@
 
 #include <R.h>
 #include <Rinternals.h>
-#include <R_ext/Connections.h>
-
-#if !defined(R_CONNECTIONS_VERSION) || R_CONNECTIONS_VERSION != 1
-#error "unsupported R connections API version"
-#endif
 
 #define MAX_FINDINGS 20
 #define MAX_DEPTH 5000
@@ -44,8 +39,14 @@
 
 /* ---------------------------------------------------------------- reading, with a byte limit */
 
+/* The stream comes from R's readBin() on the connection, a chunk at a time (R's API has no C
+ * reader for connections), and is counted against the limit before each copy. */
+#define CHUNK (1 << 20)
+
 typedef struct {
-  Rconnection con;
+  SEXP call;    /* readBin(con, "raw", CHUNK) */
+  SEXP holder;  /* a protected list holding the current chunk */
+  R_xlen_t pos; /* next byte of the chunk */
   double read;  /* bytes read so far (uncompressed) */
   double limit; /* error when read exceeds this */
 } stream_state;
@@ -53,13 +54,24 @@ typedef struct {
 static void read_exact(stream_state *st, void *buf, size_t n) {
   if (st->read + (double) n > st->limit)
     error("the uncompressed .rds stream is larger than the limit of %.0f bytes", st->limit);
-  size_t got = 0;
-  while (got < n) {
-    size_t k = R_ReadConnection(st->con, (char *) buf + got, n - got);
-    if (k == 0) error("the file ends early: it is truncated or not an .rds file");
-    got += k;
+  char *out = (char *) buf;
+  while (n > 0) {
+    SEXP chunk = VECTOR_ELT(st->holder, 0);
+    if (st->pos >= XLENGTH(chunk)) {
+      chunk = eval(st->call, R_BaseEnv);
+      if (TYPEOF(chunk) != RAWSXP || XLENGTH(chunk) == 0)
+        error("the file ends early: it is truncated or not an .rds file");
+      SET_VECTOR_ELT(st->holder, 0, chunk);
+      st->pos = 0;
+    }
+    size_t k = (size_t) (XLENGTH(chunk) - st->pos);
+    if (k > n) k = n;
+    memcpy(out, RAW(chunk) + st->pos, k);
+    st->pos += (R_xlen_t) k;
+    out += k;
+    n -= k;
   }
-  st->read += (double) n;
+  st->read += (double) (out - (char *) buf);
 }
 
 static int in_char(R_inpstream_t stream) {
@@ -276,13 +288,19 @@ static void walk(walk_state *w, SEXP x, int depth) {
  * found something. Returns list(object or NULL, findings: "kind<TAB>where" strings,
  * total findings, bytes read). */
 SEXP pysb_read_rds_checked(SEXP con, SEXP limit, SEXP keep) {
-  stream_state st = {R_GetConnection(con), 0, asReal(limit)};
+  stream_state st;
+  st.limit = asReal(limit);
   if (ISNAN(st.limit) || st.limit <= 0) error("limit must be a positive number");
-  if (!st.con->canread || st.con->text) error("the connection must be open for reading in binary mode");
+  st.call = PROTECT(lang4(install("readBin"), con, mkString("raw"), ScalarInteger(CHUNK)));
+  st.holder = PROTECT(allocVector(VECSXP, 1));
+  SET_VECTOR_ELT(st.holder, 0, allocVector(RAWSXP, 0));
+  st.pos = 0;
+  st.read = 0;
   struct R_inpstream_st in;
   R_InitInPStream(&in, (R_pstream_data_t) &st, R_pstream_any_format, in_char, in_bytes, NULL,
                   R_NilValue);
   SEXP obj = PROTECT(R_Unserialize(&in));
+  SET_VECTOR_ELT(st.holder, 0, R_NilValue);
 
   walk_state w;
   memset(&w, 0, sizeof w);
@@ -295,6 +313,6 @@ SEXP pysb_read_rds_checked(SEXP con, SEXP limit, SEXP keep) {
   SET_VECTOR_ELT(out, 1, found);
   SET_VECTOR_ELT(out, 2, ScalarInteger(w.total_found));
   SET_VECTOR_ELT(out, 3, ScalarReal(st.read));
-  UNPROTECT(3);
+  UNPROTECT(5);
   return out;
 }
