@@ -94,14 +94,30 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
 
 
 def as_categories(col: pd.Series) -> pd.Series:
-    """A batch-like column as a categorical: integers, logicals and strings become sorted categories,
-    a categorical keeps its order (unused categories dropped: an empty batch breaks the per-batch
-    HVGs and adds a dead batch to the model)."""
+    """A batch-like column as a categorical of strings.
+
+    Integers, logicals and strings become categories in the order of their values (``2`` before
+    ``10``); a categorical keeps its order, with unused categories dropped (an empty batch breaks the
+    per-batch HVGs and adds a dead batch to the model). Strings, as :func:`pyscvibridge.map_query`
+    gives the query's batches, so a saved model's batches and a query's compare equal.
+    """
     import pandas as pd
 
     if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.remove_unused_categories()
-    return col.astype("category")
+        col = col.cat.remove_unused_categories()
+        names = [str(c) for c in col.cat.categories]
+        if len(set(names)) == len(names):
+            return col.cat.rename_categories(names)
+        return col.astype(str).astype("category")
+    values = col.dropna().unique()
+    try:
+        values = sorted(values)
+    except TypeError:  # mixed types: by their text
+        values = sorted(values, key=str)
+    levels = list(dict.fromkeys(str(v) for v in values))
+    return pd.Series(
+        pd.Categorical(col.astype(str).where(col.notna()), categories=levels), index=col.index, name=col.name
+    )
 
 
 def obs_for_model(adata: ad.AnnData, keys: list[str], categorical: list[str] | None = None) -> pd.DataFrame:

@@ -21,6 +21,8 @@
  *   expression        always     code
  *   external pointer  always     none in Seurat / SCE data; a file can only hold a NULL one
  *   weak reference    always     as above
+ *   over 10,000 environments, or nesting deeper than 5,000 levels: refused (the walk would be slow
+ *   or overflow the C stack; Seurat and SCE objects hold a few environments)
  *
  * Formulas (`~ x` with class "formula") are allowed: evaluating one returns itself, and model
  * results keep them. Environments are walked (their frames and hash tables, their enclosures and
@@ -36,6 +38,7 @@
 #define MAX_FINDINGS 20
 #define MAX_DEPTH 5000
 #define PATH_LEN 512
+#define MAX_ENVS 10000 /* environments are looked up in a list; Seurat / SCE objects hold a few */
 
 /* ---------------------------------------------------------------- reading, with a byte limit */
 
@@ -180,6 +183,10 @@ static void walk_env(walk_state *w, SEXP env, int depth) {
       R_IsNamespaceEnv(env) || R_IsPackageEnv(env))
     return; /* the session's own: the file holds a reference, not the contents */
   if (seen_env(w, env)) return;
+  if (w->n_envs > MAX_ENVS) {
+    report(w, "more than 10000 environments");
+    return;
+  }
   SEXP table = HASHTAB(env);
   if (TYPEOF(table) == VECSXP) {
     for (R_xlen_t i = 0; i < XLENGTH(table); i++) walk_frame(w, env, VECTOR_ELT(table, i), depth);

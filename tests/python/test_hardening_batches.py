@@ -193,3 +193,17 @@ def test_benchmark_warns_about_na_labels():
     adata.obs["cell_type"] = pd.Categorical([None] * n, categories=["T"])
     with pytest.raises(PyscvibridgeError, match="NA for every cell"):
         benchmark(adata, batch_key="batch", labels_key="cell_type", embeddings=("X_pca",), run_harmony=False)
+
+
+def test_batch_categories_are_strings_in_value_order():
+    """The model's batches: strings (as map_query gives a query's), ordered by value or by the factor."""
+    from pyscvibridge._checks import as_categories
+
+    ints = as_categories(pd.Series([10, 2, 2, 10]))
+    assert list(ints.cat.categories) == ["2", "10"]
+    assert list(ints) == ["10", "2", "2", "10"]
+    assert list(as_categories(pd.Series([True, False, True])).cat.categories) == ["False", "True"]
+    cat = pd.Series(pd.Categorical(["b", "a"], categories=["b", "z", "a"]))
+    assert list(as_categories(cat).cat.categories) == ["b", "a"]  # order kept, unused dropped
+    mixed = as_categories(pd.Series(["x", 1, "x"], dtype=object))
+    assert list(mixed.cat.categories) == ["1", "x"]

@@ -304,3 +304,24 @@ def test_sce_duplicated_genes_hint_says_rownames(r, tmp_path):
         PyscvibridgeError, match=r"duplicated feature names .*rownames\(sce\) <- make\.unique"
     ):
         read_rds(path)
+
+
+def test_environments_of_data_are_walked_not_refused(r, tmp_path):
+    """An environment holding data is read; 10,001 of them are refused (the walk stays bounded)."""
+    ok, many = tmp_path / "env.rds", tmp_path / "envs.rds"
+    r(
+        f"""
+        suppressMessages(library(SingleCellExperiment))
+        sce <- SingleCellExperiment(list(counts = matrix(rpois(20, 2), 4, 5,
+                                    dimnames = list(paste0("g", 1:4), paste0("c", 1:5)))))
+        e <- new.env()
+        assign("x", 1:3, envir = e)
+        S4Vectors::metadata(sce)$cache <- e
+        saveRDS(sce, {str(ok)!r})
+        S4Vectors::metadata(sce)$cache <- lapply(1:10001, function(i) new.env())
+        saveRDS(sce, {str(many)!r})
+        """
+    )
+    assert read_rds(ok).n_obs == 5
+    with pytest.raises(PyscvibridgeError, match="more than 10000 environments"):
+        read_rds(many)
