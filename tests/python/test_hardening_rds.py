@@ -318,7 +318,7 @@ def test_environments_of_data_are_walked_not_refused(r, tmp_path):
         assign("x", 1:3, envir = e)
         S4Vectors::metadata(sce)$cache <- e
         saveRDS(sce, {str(ok)!r})
-        S4Vectors::metadata(sce)$cache <- lapply(1:10001, function(i) new.env())
+        S4Vectors::metadata(sce)$cache <- lapply(1:10001, function(i) new.env(parent = emptyenv()))
         saveRDS(sce, {str(many)!r})
         """
     )
