@@ -219,7 +219,9 @@ static void walk(walk_state *w, SEXP x, int depth) {
     break; /* data: only the attributes can hide something */
   case VECSXP:
   case EXPRSXP: {
-    if (TYPEOF(x) == EXPRSXP) report(w, "expression");
+    int expr = TYPEOF(x) == EXPRSXP;
+    if (expr) report(w, "expression");
+    w->in_call += expr;
     SEXP names = getAttrib(x, R_NamesSymbol);
     for (R_xlen_t i = 0; i < XLENGTH(x); i++) {
       const char *name = NULL;
@@ -230,6 +232,7 @@ static void walk(walk_state *w, SEXP x, int depth) {
       walk(w, VECTOR_ELT(x, i), depth + 1);
       pop(w, old);
     }
+    w->in_call -= expr;
     break;
   }
   case LANGSXP:
@@ -259,8 +262,10 @@ static void walk(walk_state *w, SEXP x, int depth) {
     return; /* never look into it: PRVALUE of an unforced promise is a marker */
   case CLOSXP:
     report(w, "closure");
+    w->in_call++; /* its code is part of the closure: not reported again as calls */
     walk(w, FORMALS(x), depth + 1);
     walk(w, BODY(x), depth + 1);
+    w->in_call--;
     if (TYPEOF(CLOENV(x)) == ENVSXP) walk_env(w, CLOENV(x), depth + 1);
     break;
   case SPECIALSXP:
