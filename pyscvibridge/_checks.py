@@ -58,14 +58,17 @@ def check_counts(x, where: str) -> None:
         raise PyscvibridgeError(msg)
 
 
-def check_obs_key(adata: ad.AnnData, key: str, what: str, *, quote: Callable[[Any], str] = repr) -> pd.Series:
-    """The ``obs`` column ``key``, or an error naming ``what`` unless it exists with no missing value."""
+def check_obs_key(
+    adata: ad.AnnData, key: str, what: str, *, quote: Callable[[Any], str] = repr, allow_na: bool = False
+) -> pd.Series:
+    """The ``obs`` column ``key``; an error naming ``what`` when it is missing or (unless ``allow_na``)
+    has NA values, with their count."""
     if key not in adata.obs.columns:
         cols = ", ".join(quote(c) for c in adata.obs.columns) or "none"
         msg = f"{what} {quote(key)} is not a column of the cell metadata. Available columns: {cols}."
         raise PyscvibridgeError(msg)
     col = adata.obs[key]
-    if n_na := int(col.isna().sum()):
+    if not allow_na and (n_na := int(col.isna().sum())):
         values = "1 missing value (NA)" if n_na == 1 else f"{n_na} missing (NA) values"
         msg = (
             f"{what} {quote(key)} has {values}; every cell needs one. "
@@ -94,11 +97,37 @@ def counts_matrix(adata: ad.AnnData, layer: str | None):
     return x, where
 
 
-def obs_for_model(adata: ad.AnnData, keys: list[str]) -> pd.DataFrame:
-    """A copy of these ``obs`` columns with unused categories dropped (a subset keeps its factors' unused
-    levels, and an empty batch breaks the per-batch HVGs and adds a dead batch to the model)."""
+def as_categories(col: pd.Series) -> pd.Series:
+    """A batch-like column as a categorical of strings.
+
+    Integers, logicals and strings become categories in the order of their values (``2`` before
+    ``10``); a categorical keeps its order, with unused categories dropped (an empty batch breaks the
+    per-batch HVGs and adds a dead batch to the model). Strings, as :func:`pyscvibridge.map_query`
+    gives the query's batches, so a saved model's batches and a query's compare equal.
+    """
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.cat.remove_unused_categories()
+        names = [str(c) for c in col.cat.categories]
+        if len(set(names)) == len(names):
+            return col.cat.rename_categories(names)
+        return col.astype(str).astype("category")
+    values = col.dropna().unique()
+    try:
+        values = sorted(values)
+    except TypeError:  # mixed types: by their text
+        values = sorted(values, key=str)
+    levels = list(dict.fromkeys(str(v) for v in values))
+    return pd.Series(
+        pd.Categorical(col.astype(str).where(col.notna()), categories=levels), index=col.index, name=col.name
+    )
+
+
+def obs_for_model(adata: ad.AnnData, keys: list[str], categorical: list[str] | None = None) -> pd.DataFrame:
+    """A copy of these ``obs`` columns; those in ``categorical`` (default: all) as categoricals
+    (see :func:`as_categories`: a batch column may be of any type)."""
     obs = adata.obs[keys].copy()
-    for key in keys:
-        if hasattr(obs[key], "cat"):
-            obs[key] = obs[key].cat.remove_unused_categories()
+    for key in keys if categorical is None else [k for k in keys if k in categorical]:
+        obs[key] = as_categories(obs[key])
     return obs

@@ -260,7 +260,8 @@ def train_scvi(
     keys = [
         k for k in [batch_key, *(categorical_covariate_keys or []), *(continuous_covariate_keys or [])] if k
     ]
-    obs = obs_for_model(adata, keys) if keys else None
+    categorical = [k for k in [batch_key, *(categorical_covariate_keys or [])] if k]
+    obs = obs_for_model(adata, keys, categorical) if keys else None
     train_ad = ad.AnnData(X=hvg_counts, obs=obs)
     train_ad.obs_names = adata.obs_names
     if var_names is not None:

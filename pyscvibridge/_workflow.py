@@ -28,6 +28,9 @@ GEX_FEATURE_TYPES = ("GEX", "Gene Expression")
 UNS_KEY = UNS_INTEGRATION
 
 
+MIN_CELLS = 10  # scVI validates on 10% of the cells: fewer than 10 leaves none
+
+
 def integrate(
     adata: ad.AnnData,
     batch_key: str,
@@ -133,7 +136,9 @@ def integrate(
     counts, counts_where = counts_matrix(adata, layer)
     batches = check_obs_key(adata, batch_key, "batch_key")
     if labels_key is not None:
-        check_obs_key(adata, labels_key, "labels_key")
+        check_obs_key(
+            adata, labels_key, "labels_key", allow_na=True
+        )  # NA: unlabeled (scANVI), left out (metrics)
     cat_covs = [str(k) for k in categorical_covariate_keys or ()]
     cont_covs = [str(k) for k in continuous_covariate_keys or ()]
     for key in cat_covs:
@@ -143,6 +148,13 @@ def integrate(
         if col.dtype.kind not in "biuf":
             msg = f"continuous covariate {key!r} must be numeric, but its type is {col.dtype}. Pass it as a categorical covariate instead."
             raise PyscvibridgeError(msg)
+    if adata.n_obs < MIN_CELLS:
+        msg = (
+            f"The AnnData has {adata.n_obs} cells; integrate() needs at least {MIN_CELLS} (scVI holds out "
+            "10% of the cells to validate the training, and highly variable genes, PCA and UMAP need "
+            "more than a handful)."
+        )
+        raise PyscvibridgeError(msg)
     if n_top_genes < 1 or n_latent < 1:
         msg = f"n_top_genes ({n_top_genes}) and n_latent ({n_latent}) must be positive."
         raise PyscvibridgeError(msg)
@@ -314,6 +326,7 @@ def _highly_variable(
         obs=obs_for_model(adata, [batch_key]) if batch_key else None,
         var=adata.var.iloc[np.flatnonzero(genes), :0],
     )
+    _check_hvg_bins(sub, batch_key)
     n_top = min(n_top_genes, sub.n_vars)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # empty bins in the dispersion normalisation
@@ -336,7 +349,51 @@ def _highly_variable(
         adata.var["highly_variable_intersection"].fillna(False).astype(bool)
     )
     adata.uns["hvg"] = {"flavor": "cell_ranger", "n_top_genes": n_top, "batch_key": batch_key or ""}
-    return adata.var["highly_variable"].to_numpy(dtype=bool)
+    hvg = adata.var["highly_variable"].to_numpy(dtype=bool)
+    if not hvg.any():
+        msg = (
+            f"No gene came out highly variable ({adata.n_obs} cells, {int(genes.sum())} expressed genes): "
+            "the cells are too few or too alike to integrate."
+        )
+        raise PyscvibridgeError(msg)
+    return hvg
+
+
+def _check_hvg_bins(sub: ad.AnnData, batch_key: str | None) -> None:
+    """Refuse batches too small for scanpy's cell_ranger HVGs, naming them.
+
+    Per batch, that flavour bins the genes expressed in the batch by their mean (of the log
+    values) at the 10th, 15th, ..., 100th percentiles; with a few cells many genes share a mean and
+    the bin edges repeat ("Bin edges must be unique"). The same computation, done here first.
+    """
+    groups = sub.obs[batch_key] if batch_key else None
+    names = [None] if groups is None else list(groups.cat.categories)
+    bad = []
+    for name in names:
+        x = sub.X if name is None else sub.X[np.flatnonzero((groups == name).to_numpy())]
+        n = x.shape[0]
+        means = np.asarray(x.mean(axis=0)).ravel()
+        if name is not None:  # scanpy leaves out the genes a batch does not express
+            means = means[np.asarray((x != 0).sum(axis=0)).ravel() > 0]
+        means[means == 0] = 1e-12
+        if means.size == 0 or (np.diff(np.percentile(means, np.arange(10, 105, 5))) <= 0).any():
+            bad.append((name, n))
+    if not bad:
+        return
+    if batch_key is None:
+        msg = (
+            f"The {bad[0][1]} cells are too few (or too alike) for the highly variable genes step: "
+            "too many genes share the same mean expression. Use more cells."
+        )
+        raise PyscvibridgeError(msg)
+    listed = ", ".join(f"{name!r} ({n} cell{'s' if n != 1 else ''})" for name, n in bad[:10])
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    msg = (
+        f"batch_key {batch_key!r}: batch(es) {listed}{more} have too few cells for the per-batch highly "
+        "variable genes (too many genes share the same mean expression in them). Remove those cells, or "
+        "merge them into a related batch, e.g. adata.obs[batch_key] = adata.obs[batch_key].replace({...})."
+    )
+    raise PyscvibridgeError(msg)
 
 
 def _provenance(model, *, params: dict, n_genes_kept: int, n_hvg: int, seconds: float) -> dict:

@@ -127,6 +127,18 @@ def benchmark(
     if missing:
         msg = f"No embedding .obsm{missing} to score (.obsm holds {list(adata.obsm)})."
         raise PyscvibridgeError(msg)
+    labelled = adata.obs[labels_key].notna().to_numpy()
+    if not labelled.any():
+        msg = f"labels_key {labels_key!r} is NA for every cell: bio conservation cannot be measured."
+        raise PyscvibridgeError(msg)
+    if not labelled.all():
+        warnings.warn(
+            f"{int((~labelled).sum())} of {adata.n_obs} cells have no label (NA in labels_key {labels_key!r}); "
+            "they are left out of the scores that use labels (bio conservation, BRAS, graph connectivity"
+            f"{', kBET' if kbet else ''}).",
+            UserWarning,
+            stacklevel=2,
+        )
     labels = _codes(adata.obs[labels_key])
     batch = _codes(adata.obs[batch_key])
     if len(np.unique(batch)) < 2:
@@ -138,7 +150,9 @@ def benchmark(
     for key in embeddings:
         logger.info("scoring .obsm[%r] with scib-metrics", key)
         x = np.asarray(adata.obsm[key], dtype=np.float32)
-        rows[METHOD_NAMES.get(key, key)] = _score(x, x_pre, labels, batch, kbet=kbet, seed=seed)
+        rows[METHOD_NAMES.get(key, key)] = _score(
+            x, x_pre, labels, batch, kbet=kbet, seed=seed, labelled=None if labelled.all() else labelled
+        )
     df = pd.DataFrame.from_dict(rows, orient="index")
     bio = [c for c in BIO if c in df]
     bat = [c for c in BATCH if c in df]
@@ -189,9 +203,7 @@ def _codes(values) -> np.ndarray:
     return np.asarray(pd.Categorical(values.astype(str)).codes, dtype=np.int32)
 
 
-def _score(x, x_pre, labels, batch, *, kbet: bool, seed: int) -> dict[str, float]:
-    import_or_hint("scib_metrics", "metrics")
-    import scib_metrics
+def _neighbors(x):
     from scib_metrics.nearest_neighbors import NeighborsResults
     from sklearn.neighbors import NearestNeighbors
 
@@ -199,23 +211,39 @@ def _score(x, x_pre, labels, batch, *, kbet: bool, seed: int) -> dict[str, float
     dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
     # scib-metrics' neighbour results exclude the cell itself, as pynndescent's do after its first column.
     nn = NeighborsResults(indices=idx[:, 1:], distances=dist[:, 1:])
-    nn15 = nn.subset_neighbors(min(15, k))
+    return nn, k
+
+
+def _score(
+    x, x_pre, labels, batch, *, kbet: bool, seed: int, labelled: np.ndarray | None = None
+) -> dict[str, float]:
+    """The metrics of one embedding; those that use labels only on the ``labelled`` cells (default all)."""
+    import_or_hint("scib_metrics", "metrics")
+    import scib_metrics
+
+    nn, k = _neighbors(x)
+    if labelled is None:
+        xl, ll, bl, nnl, kl = x, labels, batch, nn, k
+    else:
+        xl, bl = x[labelled], batch[labelled]
+        ll = np.unique(labels[labelled], return_inverse=True)[1].astype(np.int32)
+        nnl, kl = _neighbors(xl)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PCR's "negative, setting to 0" and JAX's CPU notices
-        nmi_ari = scib_metrics.nmi_ari_cluster_labels_kmeans(x, labels)
+        nmi_ari = scib_metrics.nmi_ari_cluster_labels_kmeans(xl, ll)
         out = {
-            "Isolated labels": scib_metrics.isolated_labels(x, labels, batch),
+            "Isolated labels": scib_metrics.isolated_labels(xl, ll, bl),
             "KMeans NMI": nmi_ari["nmi"],
             "KMeans ARI": nmi_ari["ari"],
-            "Silhouette label": scib_metrics.silhouette_label(x, labels),
-            "cLISI": scib_metrics.clisi_knn(nn, labels),
-            "BRAS": scib_metrics.bras(x, labels, batch),
+            "Silhouette label": scib_metrics.silhouette_label(xl, ll),
+            "cLISI": scib_metrics.clisi_knn(nnl, ll),
+            "BRAS": scib_metrics.bras(xl, ll, bl),
             "iLISI": scib_metrics.ilisi_knn(nn, batch),
-            "Graph connectivity": scib_metrics.graph_connectivity(nn15, labels),
+            "Graph connectivity": scib_metrics.graph_connectivity(nnl.subset_neighbors(min(15, kl)), ll),
             "PCR comparison": scib_metrics.pcr_comparison(x_pre, x, batch, categorical=True),
         }
         if kbet:
-            out["KBET"] = scib_metrics.kbet_per_label(nn.subset_neighbors(min(50, k)), batch, labels)
+            out["KBET"] = scib_metrics.kbet_per_label(nnl.subset_neighbors(min(50, kl)), bl, ll)
     del seed  # KMeans in scib-metrics seeds itself; kept in the signature for Harmony and future use
     return {name: float(v) for name, v in out.items()}
 

@@ -122,9 +122,12 @@ static void set_common_methods(R_altrep_class_t cls) {
   R_set_altvec_Dataptr_or_null_method(cls, buffer_dataptr_or_null);
 }
 
+SEXP pysb_read_rds_checked(SEXP con, SEXP limit, SEXP keep); /* rds_safety.c */
+
 static const R_CallMethodDef call_methods[] = {
   {"pysb_buffer_vector", (DL_FUNC) &pysb_buffer_vector, 2},
   {"pysb_buffer_bytes", (DL_FUNC) &pysb_buffer_bytes, 0},
+  {"pysb_read_rds_checked", (DL_FUNC) &pysb_read_rds_checked, 3},
   {NULL, NULL, 0}
 };
 

@@ -92,8 +92,21 @@ def from_r(obj, *, assay: str | None = None, copy: bool = False):
     return adata
 
 
-def read_r_object(path: str | os.PathLike):
-    """readRDS(path) with clear errors; returns the rpy2 object."""
+def read_r_object(
+    path: str | os.PathLike,
+    *,
+    trust: bool = False,
+    max_bytes: int | None = None,
+    trust_hint: str = "trust=True",
+):
+    """readRDS(path) with clear errors, refusing files that carry R code; returns the rpy2 object.
+
+    The file is checked before anything in it is used (see :mod:`._safety`): promises, active
+    bindings, closures, calls and external pointers are refused unless ``trust=True``, and it may
+    unpack to at most ``max_bytes`` (default ``max(1 GiB, 100 x its size on disk)``).
+    """
+    from ._safety import read_checked
+
     path = Path(path)
     if not path.is_file():
         msg = f"no such file: {str(path)!r}"
@@ -101,14 +114,7 @@ def read_r_object(path: str | os.PathLike):
     if path.stat().st_size == 0:
         msg = f"{str(path)!r} is empty; it is not an .rds file"
         raise PyscvibridgeError(msg)
-    try:
-        return _r.call(".pysb_read_rds", _r.r_str([str(path)]))
-    except Exception as e:  # rpy2's RRuntimeError
-        msg = (
-            f"cannot read {str(path)!r} as an .rds file: it is truncated, corrupt or not an .rds file "
-            f"(R said: {_r.r_error_message(e)})"
-        )
-        raise PyscvibridgeError(msg) from e
+    return read_checked(path, trust=trust, max_bytes=max_bytes, trust_hint=trust_hint)
 
 
 def save_rds(obj, path: str | os.PathLike) -> None:
@@ -116,13 +122,27 @@ def save_rds(obj, path: str | os.PathLike) -> None:
     _r.call(".pysb_save_rds", obj, _r.r_str([str(path)]))
 
 
-def read_rds(path: str | os.PathLike, *, assay: str | None = None, copy: bool = False):
+def read_rds(
+    path: str | os.PathLike,
+    *,
+    assay: str | None = None,
+    copy: bool = False,
+    trust: bool = False,
+    max_bytes: int | None = None,
+):
     """Read an ``.rds`` file holding a Seurat object or a SingleCellExperiment into AnnData.
 
     See :func:`from_r` for what goes where. The AnnData's matrices view the R object's memory;
     the R object stays alive (in R's memory) as long as they do.
+
+    Files are checked before any part of them is used: one that holds R code (a promise, an
+    active binding, a closure, a call, an external pointer) is refused, since R before 4.4.0 runs
+    such code when the object is touched (CVE-2024-27322). Pass ``trust=True`` only for files
+    whose origin you trust. ``max_bytes`` bounds the uncompressed size (default
+    ``max(1 GiB, 100 x the file's size)``, or the environment variable
+    ``PYSCVIBRIDGE_RDS_MAX_BYTES``).
     """
-    obj = read_r_object(path)
+    obj = read_r_object(path, trust=trust, max_bytes=max_bytes)
     try:
         _kind(obj)
     except PyscvibridgeError as e:

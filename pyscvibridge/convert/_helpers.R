@@ -355,14 +355,27 @@
 # then in `extra_lib` (the virtual environment's Rlib, where scripts/setup.sh installs it). NULL when
 # the R package is in neither or predates the routine.
 .pysb_buffer_routine <- function(extra_lib = character()) {
+  .pysb_native_routine("pysb_buffer_vector", extra_lib)
+}
+
+.pysb_native_routine <- function(name, extra_lib = character()) {
   dir <- find.package("pyscvibridge", quiet = TRUE)
   extra_lib <- extra_lib[dir.exists(extra_lib)]
   if (!length(dir) && length(extra_lib)) dir <- find.package("pyscvibridge", lib.loc = extra_lib, quiet = TRUE)
   if (!length(dir)) return(NULL)
   tryCatch({
     dll <- library.dynam("pyscvibridge", "pyscvibridge", lib.loc = dirname(dir[1]))
-    getNativeSymbolInfo("pysb_buffer_vector", dll)
+    getNativeSymbolInfo(name, dll)
   }, error = function(e) NULL)
+}
+
+# src/rds_safety.c: unserialize the file in C, walk it without forcing anything; list(object or
+# NULL when refused, findings, number of findings, bytes read). gzfile() reads gzip, bzip2, xz and
+# uncompressed files, as readRDS() does.
+.pysb_read_rds_checked <- function(routine, path, limit, keep) {
+  con <- gzfile(path, "rb")
+  on.exit(close(con))
+  .Call(routine, con, limit, keep)
 }
 
 .pysb_buffer_vector <- function(routine, type, n) .Call(routine, type, n)

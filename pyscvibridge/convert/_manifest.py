@@ -11,7 +11,13 @@ is a str, a list of str or a dict of those, so the AnnData can be written to ``.
         "renamed": {"features": {"old_name": "new-name", ...}, ...},
         "dropped": {"scale.data": "dense scaled values; recompute ...", ...},
         "notes": ["...", ...],
+        "column_classes": {"obs": {"sample": "character", "group": "factor", ...}, "var": {...}},
     }
+
+``column_classes`` holds the R class of each converted metadata column (``factor``, ``ordered``,
+``character``, ``logical``, ``integer``, ``double``, ``Date``, ``POSIXct``), so that AnnData -> R
+gives each column its class back after a trip through ``.h5ad`` (which stores strings as
+categoricals and dates as numbers).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Manifest:
         self.renamed: dict[str, dict[str, str]] = {}
         self.dropped: dict[str, str] = {}
         self.notes: list[str] = []
+        self.column_classes: dict[str, dict[str, str]] = {}
 
     def detail(self, key: str, value) -> None:
         self.details[key] = value if isinstance(value, list | dict) else str(value)
@@ -45,6 +52,9 @@ class Manifest:
     def drop(self, what: str, why: str) -> None:
         self.dropped[what] = why
 
+    def column_class(self, part: str, column: str, rclass: str) -> None:
+        self.column_classes.setdefault(part, {})[str(column)] = rclass
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 
@@ -57,6 +67,7 @@ class Manifest:
             "renamed": {k: dict(v) for k, v in self.renamed.items()},
             "dropped": dict(self.dropped),
             "notes": list(self.notes),
+            "column_classes": {k: dict(v) for k, v in self.column_classes.items()},
         }
 
     def log(self) -> None:

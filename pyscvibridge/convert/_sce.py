@@ -58,12 +58,36 @@ def _names(x, n: int, what: str, man: Manifest) -> list[str]:
     s = pd.Index(names)
     if s.has_duplicates:
         dups = sorted(set(s[s.duplicated()]))[:5]
+        fn = "colnames" if what == "cell" else "rownames"
         msg = (
             f"this SingleCellExperiment has duplicated {what} names (e.g. {dups!r}); make them unique "
-            f"first (in R: colnames(sce) <- make.unique(colnames(sce))) and convert again."
+            f"first (in R: {fn}(sce) <- make.unique({fn}(sce))) and convert again."
         )
         raise PyscvibridgeError(msg)
     return names
+
+
+def _r_kind(x) -> str:
+    """The R class of a metadata value, or its type when it is code (a call, a function, ...).
+
+    Code is never handed to an R function: an rpy2 call would evaluate a call or a symbol given
+    as an argument (this runs only for files read with ``trust=True``).
+    """
+    rinterface = _r.ri()
+    data = (
+        rinterface.RTYPES.VECSXP,
+        rinterface.RTYPES.REALSXP,
+        rinterface.RTYPES.INTSXP,
+        rinterface.RTYPES.LGLSXP,
+        rinterface.RTYPES.STRSXP,
+        rinterface.RTYPES.CPLXSXP,
+        rinterface.RTYPES.RAWSXP,
+        rinterface.RTYPES.S4SXP,
+        rinterface.RTYPES.NILSXP,
+    )
+    if x.typeof in data:
+        return _r.rclass(x)[0]
+    return str(x.typeof.name).removesuffix("SXP").lower()
 
 
 def _s4_frame(df, index: list[str], man: Manifest, where: str) -> pd.DataFrame:
@@ -152,9 +176,7 @@ def from_sce(obj, *, assay: str | None = None, copy: bool = False):
         if val is None or k in RESERVED_UNS:
             man.drop(
                 f"metadata${k}",
-                f"an R {_r.rclass(v)[0]} that has no plain Python equivalent"
-                if val is None
-                else "reserved name",
+                f"an R {_r_kind(v)} that has no plain Python equivalent" if val is None else "reserved name",
             )
             continue
         adata.uns[k] = val

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,16 @@ def _same_matrix(a, b) -> bool:
         a, b = a.tocsr(), b.tocsr()
         return a.nnz == b.nnz and (a != b).nnz == 0
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+def _column_classes(adata, part: str) -> dict[str, str]:
+    """``{column: R class}`` of ``obs`` or ``var`` as recorded when the AnnData came from R."""
+    conversion = adata.uns.get("conversion")
+    if not isinstance(conversion, Mapping) or conversion.get("direction") != "R -> AnnData":
+        return {}
+    classes = conversion.get("column_classes", {})
+    classes = classes.get(part, {}) if isinstance(classes, Mapping) else {}
+    return {str(k): str(v) for k, v in classes.items()} if isinstance(classes, Mapping) else {}
 
 
 def _check_names(adata) -> None:
@@ -122,7 +133,7 @@ def _seurat(adata, assay: str, man: Manifest):
         man.map("active.ident", f"obs[{ident_col!r}]")
         if ident_col == "seurat_ident":
             obs = obs.drop(columns=[ident_col])
-    meta = _frames.pandas_to_r_data_frame(obs, r_cells)
+    meta = _frames.pandas_to_r_data_frame(obs, r_cells, _column_classes(adata, "obs"))
     man.map("meta.data", f"obs ({obs.shape[1]} columns)")
 
     var = adata.var.copy()
@@ -139,7 +150,11 @@ def _seurat(adata, assay: str, man: Manifest):
     if man.renamed.get("features"):
         var[ORIGINAL_NAME_COLUMN] = orig_features
     var.index = pd.Index(features)
-    fmeta = _frames.pandas_to_r_data_frame(var, r_features) if var.shape[1] else rinterface.NULL
+    fmeta = (
+        _frames.pandas_to_r_data_frame(var, r_features, _column_classes(adata, "var"))
+        if var.shape[1]
+        else rinterface.NULL
+    )
     if var.shape[1]:
         man.map(f"{assay} feature metadata", f"var ({var.shape[1]} columns)")
 
@@ -240,8 +255,8 @@ def _sce(adata, man: Manifest):
         man.map("assay 'X'", "X")
     elif adata.X is not None:
         man.note("X equals one of the layers; not duplicated as an assay")
-    col_data = _frames.pandas_to_r_data_frame(adata.obs, r_cells)
-    row_data = _frames.pandas_to_r_data_frame(adata.var, r_features)
+    col_data = _frames.pandas_to_r_data_frame(adata.obs, r_cells, _column_classes(adata, "obs"))
+    row_data = _frames.pandas_to_r_data_frame(adata.var, r_features, _column_classes(adata, "var"))
     man.map("colData", f"obs ({adata.obs.shape[1]} columns)")
     man.map("rowData", f"var ({adata.var.shape[1]} columns)")
 
