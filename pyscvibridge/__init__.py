@@ -23,6 +23,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".convert", __name__)
+    if name == "converter":  # the rpy2 converter for %%R -c / localconverter (imports rpy2, anndata2ri)
+        from .convert._converter import default_converter
+
+        return default_converter()
     msg = f"module 'pyscvibridge' has no attribute {name!r}"
     raise AttributeError(msg)
 
@@ -38,6 +42,7 @@ __all__ = [
     "__version__",
     "align_genes",
     "convert",
+    "converter",
     "corrected_expression",
     "datasets",
     "default_max_epochs",
