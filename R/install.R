@@ -103,7 +103,7 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
   if (!is.null(probe$problem)) {
     .abort_install(c(
       "The environment {.file {env}} was made, but its Python {probe$problem}.",
-      "i" = "Run {.code {env_python} -m pip install {shQuote(reqs)}} to see what is missing."
+      "i" = "Run {.code {env_python} -m pip install {(.shell_quote(reqs))}} to see what is missing."
     ))
   }
   .check_version(env_python, probe$package, r_version)
@@ -239,7 +239,7 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
 # Run a command, showing its output (unless quiet); on failure, one message that says which step
 # failed and the command to run by hand.
 .run_step <- function(command, args, step, quiet, hint = NULL) {
-  shown <- paste(shQuote(c(command, args)), collapse = " ")
+  shown <- paste(.shell_quote(c(command, args)), collapse = " ")
   out <- suppressWarnings(tryCatch(
     .py_system2(command, shQuote(args), stdout = if (quiet) TRUE else "", stderr = if (quiet) TRUE else ""),
     error = function(e) structure(conditionMessage(e), status = 127L)
@@ -257,6 +257,9 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
     "i" = "To see why, run by hand: {.code {shown}}"
   ))
 }
+
+# Quote for a shell only what needs it, so the command shown reads as one would type it.
+.shell_quote <- function(x) ifelse(grepl("^[A-Za-z0-9_./:=,+@%-]+$", x), x, shQuote(x))
 
 .abort_install <- function(message, class = NULL, env = parent.frame()) {
   cli::cli_abort(message, class = c(class, "pyscvibridge_install_error", "pyscvibridge_error"), call = NULL, .envir = env)
