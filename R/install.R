@@ -59,7 +59,7 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
                                  quiet = FALSE) {
   env <- .env_path(envname)
   env_python <- .env_python(env)
-  r_version <- as.character(utils::packageVersion("pyscvibridge"))
+  r_version <- .r_version()
 
   if (file.exists(env_python)) {
     probe <- .probe_python(env_python)
@@ -216,7 +216,7 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
 
 # The wheel that came with this R package (scripts/build_r_package.sh puts it in inst/python/).
 .bundled_wheel <- function() {
-  version <- as.character(utils::packageVersion("pyscvibridge"))
+  version <- .r_version()
   dir <- system.file("python", package = "pyscvibridge")
   wheel <- if (nzchar(dir)) file.path(dir, paste0("pyscvibridge-", version, "-py3-none-any.whl")) else ""
   if (!nzchar(wheel) || !file.exists(wheel)) {
@@ -249,10 +249,10 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
     return(invisible(TRUE))
   }
   # pip's last lines (when captured), passed as values so braces in them are not interpolated
-  last <- if (quiet && length(out)) utils::tail(out, 5) else character()
+  last <- if (quiet && length(out)) out[max(1L, length(out) - 4L):length(out)] else character()
   .abort_install(c(
     "{.pkg pyscvibridge}'s set-up failed while {step} (exit status {status}).",
-    stats::setNames(sprintf("{last[%d]}", seq_along(last)), rep(" ", length(last))),
+    structure(sprintf("{last[%d]}", seq_along(last)), names = rep(" ", length(last))),
     "i" = hint,
     "i" = "To see why, run by hand: {.code {shown}}"
   ))

@@ -129,9 +129,12 @@ scvi_available <- function() {
   )
 }
 
+# This R package's version, e.g. "0.1.0".
+.r_version <- function() unname(getNamespaceVersion("pyscvibridge"))
+
 # The version of the Python package must be the R package's: the door's arguments and results
 # change together. One message with the fix.
-.check_version <- function(python, py_version, r_version = as.character(utils::packageVersion("pyscvibridge"))) {
+.check_version <- function(python, py_version, r_version = .r_version()) {
   if (identical(py_version, r_version) || isFALSE(getOption("pyscvibridge.check_version"))) {
     return(invisible(TRUE))
   }
