@@ -146,6 +146,15 @@ def test_r_only_path_tarball_empty_library_install_function_then_runscvi(tmp_pat
     _run(["R", "CMD", "INSTALL", f"--library={lib}", str(tarball)], env=renv, cwd=tmp_path)
     times["R CMD INSTALL"] = time.perf_counter() - t0
 
+    # before the set-up, RunScVI() says what to do
+    before = (
+        "tryCatch(pyscvibridge::RunScVI(SeuratObject::pbmc_small, batch_key = 'groups'), "
+        "error = function(e) cat(conditionMessage(e)))"
+    )
+    text = " ".join(_run(["Rscript", "-e", before], env=renv, cwd=tmp_path).stdout.split())
+    assert "No Python with the pyscvibridge Python package was found" in text
+    assert "pyscvibridge::install_pyscvibridge()" in text
+
     t0 = time.perf_counter()
     install = (
         "library(pyscvibridge); stopifnot(startsWith(find.package('pyscvibridge'), .libPaths()[1])); "
