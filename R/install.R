@@ -101,9 +101,10 @@ install_pyscvibridge <- function(envname = "pyscvibridge",
 
   probe <- .probe_python(env_python)
   if (!is.null(probe$problem)) {
+    cmd <- paste(.shell_quote(c(env_python, "-m", "pip", "install", reqs)), collapse = " ")
     .abort_install(c(
       "The environment {.file {env}} was made, but its Python {probe$problem}.",
-      "i" = "Run {.code {env_python} -m pip install {(.shell_quote(reqs))}} to see what is missing."
+      "i" = "Run {.code {cmd}} to see what is missing."
     ))
   }
   .check_version(env_python, probe$package, r_version)
