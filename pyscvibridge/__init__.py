@@ -23,7 +23,9 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".convert", __name__)
-    if name == "converter":  # the rpy2 converter for %%R -c / localconverter (imports rpy2, anndata2ri)
+    # The rpy2 converter for %%R -c / localconverter. Not in __all__: building it starts R (rpy2),
+    # which `from pyscvibridge import *` must not do.
+    if name == "converter":
         from .convert._converter import default_converter
 
         return default_converter()
@@ -42,7 +44,6 @@ __all__ = [
     "__version__",
     "align_genes",
     "convert",
-    "converter",
     "corrected_expression",
     "datasets",
     "default_max_epochs",

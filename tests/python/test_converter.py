@@ -179,3 +179,19 @@ def test_r_magic_round_trip_in_an_executed_notebook(tmp_path):
     )
     assert "R got SingleCellExperiment 25 x 40" in text
     assert "Python got AnnData (20, 25)" in text
+
+
+def test_import_does_not_start_r_until_the_converter_is_asked_for():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pyscvibridge\n"
+        "from pyscvibridge import *\n"
+        "print('before', 'rpy2' in sys.modules)\n"
+        "c = pyscvibridge.converter\n"
+        "print('after', 'rpy2' in sys.modules, type(c).__name__, c is pyscvibridge.converter)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "before False" in out
+    assert "after True Converter True" in out
