@@ -10,8 +10,9 @@
 #' The Python used by pyscvibridge
 #'
 #' `scvi_python()` returns the Python interpreter that [RunScVI()] uses, after checking that it can
-#' import the `pyscvibridge` Python package and what it needs (scvi-tools, scanpy, rpy2,
-#' anndata2ri). `scvi_available()` says whether such a Python can be found, without an error.
+#' import the `pyscvibridge` Python package of the same version as this R package and what it needs
+#' (scvi-tools, scanpy, rpy2, anndata2ri). `scvi_available()` says whether such a Python can be
+#' found, without an error. [install_pyscvibridge()] makes one.
 #'
 #' The interpreter is looked up in this order; the first that is set (option, variable) or exists
 #' (virtual environments) is used:
@@ -20,13 +21,17 @@
 #' 3. the virtual environment this R package was installed into by the repository's set-up
 #'    (`make setup` installs it into `.venv/Rlib`, so `.venv/bin/python` is used);
 #' 4. `.venv/bin/python` in the working directory;
-#' 5. reticulate's virtual environment `~/.virtualenvs/pyscvibridge`.
+#' 5. the virtual environment `pyscvibridge` under reticulate's root (`$WORKON_HOME`, by default
+#'    `~/.virtualenvs`), where [install_pyscvibridge()] installs by default.
 #'
 #' An option or variable that points to a missing or broken Python is an error, not skipped.
+#' The Python package's version must be the R package's; otherwise the message says how to update
+#' it (set `options(pyscvibridge.check_version = FALSE)` to use another version at your own risk).
 #' Python is started once per R session, so restart R to switch to another interpreter.
 #'
 #' @return `scvi_python()`: the path of the Python interpreter (a string), or an error saying how
 #'   to set one up. `scvi_available()`: `TRUE` or `FALSE`.
+#' @seealso [install_pyscvibridge()] to make the Python environment.
 #' @export
 #' @examples
 #' if (scvi_available()) scvi_python()
@@ -49,6 +54,21 @@ scvi_available <- function() {
   )
 }
 
+# reticulate's root of virtual environments ($WORKON_HOME, else ~/.virtualenvs).
+.virtualenv_root <- function() {
+  root <- Sys.getenv("WORKON_HOME")
+  if (!nzchar(root)) root <- "~/.virtualenvs"
+  path.expand(root)
+}
+
+# The default environment of install_pyscvibridge().
+.default_env <- function() file.path(.virtualenv_root(), "pyscvibridge")
+
+# The interpreter of a virtual environment.
+.env_python <- function(env) {
+  if (.Platform$OS.type == "windows") file.path(env, "Scripts", "python.exe") else file.path(env, "bin", "python")
+}
+
 # Candidate interpreters in lookup order: list(path, source, explicit).
 .python_candidates <- function() {
   out <- list()
@@ -63,7 +83,7 @@ scvi_available <- function() {
   lib <- dirname(system.file(package = "pyscvibridge"))
   add(file.path(dirname(lib), "bin", "python"), "the set-up's virtual environment", FALSE)
   add(file.path(getwd(), ".venv", "bin", "python"), "{.file .venv} in the working directory", FALSE)
-  add(path.expand("~/.virtualenvs/pyscvibridge/bin/python"), "{.file ~/.virtualenvs/pyscvibridge}", FALSE)
+  add(.env_python(.default_env()), "install_pyscvibridge()'s virtual environment", FALSE)
   out
 }
 
@@ -76,21 +96,23 @@ scvi_available <- function() {
       tried <- c(tried, path)
       next
     }
-    problem <- .python_problem(path)
-    if (is.null(problem)) {
+    probe <- .probe_python(path)
+    if (is.null(probe$problem)) {
+      .check_version(path, probe$package)
       return(.abs_path(path))
     }
-    if (cand$explicit) .abort_no_python(cand, problem)
-    tried <- c(tried, paste0(path, " (", problem, ")"))
+    if (cand$explicit) .abort_no_python(cand, probe$problem)
+    tried <- c(tried, paste0(path, " (", probe$problem, ")"))
   }
+  default_env <- .default_env()
   cli::cli_abort(
     c(
       "No Python with the {.pkg pyscvibridge} Python package was found.",
-      "i" = "In the pyscvibridge repository, run {.code make setup} (it makes {.file .venv}).",
+      "i" = "Run {.run pyscvibridge::install_pyscvibridge()} once: it makes a Python environment with scvi-tools and pyscvibridge (in {.file {default_env}}).",
       "i" = "Or point to an interpreter that has it: {.code options(pyscvibridge.python = \"/path/to/bin/python\")} or the environment variable {.envvar PYSCVIBRIDGE_PYTHON}.",
       "i" = "Looked at: {.file {unique(tried)}}."
     ),
-    class = "pyscvibridge_no_python",
+    class = c("pyscvibridge_no_python", "pyscvibridge_error"),
     call = NULL
   )
 }
@@ -100,38 +122,87 @@ scvi_available <- function() {
   cli::cli_abort(
     c(
       paste0("The Python set by the ", cand$source, " cannot be used: {.file {path}} {problem}."),
-      "i" = "Set it to an interpreter with the pyscvibridge Python package (e.g. {.file .venv/bin/python} after {.code make setup} in the repository), or unset it to look for the set-up's virtual environment."
+      "i" = "Set it to an interpreter with the pyscvibridge Python package (e.g. one made by {.run pyscvibridge::install_pyscvibridge()}), or unset it to look for the default environments."
     ),
-    class = "pyscvibridge_no_python",
+    class = c("pyscvibridge_no_python", "pyscvibridge_error"),
     call = NULL
   )
 }
 
-# NULL when `python` can import pyscvibridge and finds the modules it needs, else a short reason.
-# Runs a separate, quick Python process (no heavy imports), so a broken interpreter cannot take
-# this R session down.
-.python_problem <- function(python) {
-  code <- paste0(
-    "import importlib.util as u, pyscvibridge; ",
-    "m = [n for n in ", .py_list(.python_modules), " if u.find_spec(n) is None]; ",
-    "print('missing: ' + ', '.join(m) if m else 'ok')"
+# This R package's version, e.g. "0.1.0".
+.r_version <- function() unname(getNamespaceVersion("pyscvibridge"))
+
+# The version of the Python package must be the R package's: the door's arguments and results
+# change together. One message with the fix.
+.check_version <- function(python, py_version, r_version = .r_version()) {
+  if (identical(py_version, r_version) || isFALSE(getOption("pyscvibridge.check_version"))) {
+    return(invisible(TRUE))
+  }
+  env <- dirname(dirname(python))
+  how <- if (identical(normalizePath(env, mustWork = FALSE), normalizePath(.default_env(), mustWork = FALSE))) {
+    "{.run pyscvibridge::install_pyscvibridge()}"
+  } else {
+    paste0("{.code pyscvibridge::install_pyscvibridge(\"", env, "\")}")
+  }
+  cli::cli_abort(
+    c(
+      "The pyscvibridge Python package in {.file {python}} is version {py_version}, but this R package is version {r_version}; they must match.",
+      "i" = paste0("Update the Python side with ", how, " (it installs the Python package that comes with this R package), then restart R.")
+    ),
+    class = c("pyscvibridge_version_mismatch", "pyscvibridge_no_python", "pyscvibridge_error"),
+    call = NULL
+  )
+}
+
+# What `python` is: list(python = its version, package = pyscvibridge's version or NULL, problem =
+# NULL when it can run pyscvibridge, else a short reason). Runs a separate, quick Python process
+# that imports nothing heavy, so a broken interpreter cannot take this R session down.
+.probe_python <- function(python) {
+  code <- paste(
+    "import sys, importlib.util as u",
+    "from importlib.metadata import version",
+    "print('python=%d.%d.%d' % sys.version_info[:3])",
+    "ok = sys.version_info >= (3, 10) and u.find_spec('pyscvibridge') is not None",
+    "try: v = version('pyscvibridge') if ok else ''",
+    "except Exception: v = '0.0.0+unknown'",
+    "print('pyscvibridge=' + v)",
+    paste0("print('missing=' + ','.join(n for n in ", .py_list(.python_modules), " if ok and u.find_spec(n) is None))"),
+    sep = "\n"
   )
   out <- suppressWarnings(tryCatch(
-    system2(python, c("-c", shQuote(code)), stdout = TRUE, stderr = TRUE),
+    .py_system2(python, c("-c", shQuote(code)), stdout = TRUE, stderr = TRUE),
     error = function(e) conditionMessage(e)
   ))
+  field <- function(key) {
+    hit <- grep(paste0("^", key, "="), out, value = TRUE)
+    if (length(hit)) sub(paste0("^", key, "="), "", hit[1]) else NULL
+  }
+  res <- list(python = field("python"), package = field("pyscvibridge"), problem = NULL)
   status <- attr(out, "status")
-  last <- if (length(out)) out[length(out)] else ""
-  if (is.null(status) && identical(last, "ok")) {
-    return(NULL)
+  if (!is.null(status) || is.null(res$python)) {
+    last <- if (length(out)) out[length(out)] else ""
+    res$problem <- paste0("does not run (", if (nzchar(last)) last else paste("exit status", status), ")")
+  } else if (numeric_version(res$python) < "3.10") {
+    res$problem <- paste0("is Python ", res$python, "; pyscvibridge needs Python 3.10 or newer")
+  } else if (!nzchar(res$package)) {
+    res$problem <- "cannot import pyscvibridge"
+  } else if (nzchar(missing <- field("missing"))) {
+    res$problem <- paste0("lacks the Python modules ", gsub(",", ", ", missing))
   }
-  if (grepl("^missing: ", last)) {
-    return(paste0("lacks the Python modules ", sub("^missing: ", "", last)))
+  res
+}
+
+# system2() for a Python interpreter, with its own shared libpython first on LD_LIBRARY_PATH: R puts
+# the system's library directories there, and a Python built with a shared libpython elsewhere
+# (pyenv, conda) would start with the system's libpython and its own standard library (a mismatch
+# that breaks e.g. its ssl module). See pyscvibridge/_libpython.py.
+.py_system2 <- function(python, args, ...) {
+  path <- Sys.getenv("LD_LIBRARY_PATH")
+  libdir <- file.path(dirname(dirname(normalizePath(python, mustWork = FALSE))), "lib")
+  if (nzchar(path) && length(Sys.glob(file.path(libdir, "libpython3*.so*")))) {
+    return(system2(python, args, env = paste0("LD_LIBRARY_PATH=", shQuote(paste(libdir, path, sep = ":"))), ...))
   }
-  if (any(grepl("No module named 'pyscvibridge'", out, fixed = TRUE))) {
-    return("cannot import pyscvibridge")
-  }
-  paste0("does not run (", if (nzchar(last)) last else paste("exit status", status), ")")
+  system2(python, args, ...)
 }
 
 # An absolute path that keeps symbolic links: a virtual environment's bin/python is a link to the
@@ -158,7 +229,7 @@ scvi_available <- function() {
           "Python is already running in this R session ({.file {running}}), not the one pyscvibridge found ({.file {python}}).",
           "i" = "Restart R and call {.fn RunScVI} before anything else starts Python, or set {.code options(pyscvibridge.python = \"{running}\")} if that interpreter has pyscvibridge."
         ),
-        class = "pyscvibridge_no_python",
+        class = c("pyscvibridge_no_python", "pyscvibridge_error"),
         call = NULL
       )
     }
@@ -177,9 +248,9 @@ scvi_available <- function() {
         c(
           "Python ({.file {python}}) started but cannot import {.code pyscvibridge._r_door}.",
           "x" = conditionMessage(e),
-          "i" = "Reinstall the Python package ({.code make setup} in the repository)."
+          "i" = "Reinstall the Python package: {.run pyscvibridge::install_pyscvibridge(force = TRUE)}."
         ),
-        class = "pyscvibridge_no_python",
+        class = c("pyscvibridge_no_python", "pyscvibridge_error"),
         call = NULL
       )
     }

@@ -23,6 +23,12 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".convert", __name__)
+    # The rpy2 converter for %%R -c / localconverter. Not in __all__: building it starts R (rpy2),
+    # which `from pyscvibridge import *` must not do.
+    if name == "converter":
+        from .convert._converter import default_converter
+
+        return default_converter()
     msg = f"module 'pyscvibridge' has no attribute {name!r}"
     raise AttributeError(msg)
 

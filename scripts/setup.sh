@@ -31,13 +31,17 @@ if ! command -v Rscript >/dev/null || ! Rscript -e 'for (p in c("Seurat","Seurat
 fi
 
 # 2. Python virtual environment; torch first (the local CPU wheel), so nothing pulls a CUDA build
+# rpy2 3.6 needs R >= 4.5 (R_getVar): with an older R, keep rpy2 3.5
+RPY2=""
+if Rscript -e 'quit(status = getRversion() >= "4.5")' >/dev/null 2>&1; then RPY2="rpy2>=3.5.13,<3.6"; fi
 stamp="$VENV/.pyscvibridge-installed"
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml DESCRIPTION | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
   log "installing torch==2.13.0 (CPU) and pyscvibridge[test]"
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]" ${RPY2:+"$RPY2"} 2>&1 | grep -v '^WARNING: Location' || true
   "$VENV/bin/python" -c "import pyscvibridge, scvi, rpy2.robjects, anndata2ri" >/dev/null 2>&1 \
     || { log "the Python install failed: run '$VENV/bin/pip install -e .[test]' to see why"; exit 1; }
   echo "$want" > "$stamp"

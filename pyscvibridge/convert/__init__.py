@@ -7,6 +7,8 @@
 - :func:`to_r` / :func:`write_rds`: AnnData -> a Seurat object or a SingleCellExperiment.
 - :func:`add_results`: embeddings (and a ``misc`` record) from an AnnData added to the R object
   it came from, without copying its matrices back.
+- :func:`make_converter`: an rpy2 converter (anndata2ri's, with these rules first) for
+  ``localconverter(...)`` and ``%%R -c``; ``pyscvibridge.converter`` is the default one.
 - :func:`assign`: bind an R object to a name in R without the copy rpy2's
   ``globalenv[name] = obj`` makes.
 
@@ -32,6 +34,7 @@ rpy2 is imported when one of these is called, not when this module is imported
 from __future__ import annotations
 
 from ._api import add_results, assign, from_r, layout, read_r_object, read_rds, reduction_key, save_rds
+from ._converter import make_converter
 from ._manifest import Manifest
 from ._seurat import ORIGINAL_NAME_COLUMN, SPLIT_COLUMN
 from ._write import to_r, write_rds
@@ -44,6 +47,7 @@ __all__ = [
     "assign",
     "from_r",
     "layout",
+    "make_converter",
     "read_r_object",
     "read_rds",
     "reduction_key",
