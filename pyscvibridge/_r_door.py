@@ -230,6 +230,7 @@ def _run_integrate(
         continuous_covariate_keys=params["continuous_covariate_keys"],
         layer=counts_layer,
         n_top_genes=params["n_top_genes"],
+        extra_genes=params["corrected_genes"],  # decoded later: trained on even if not highly variable
         n_latent=params["n_latent"],
         max_epochs=params["max_epochs"],
         seed=params["seed"],

@@ -393,6 +393,7 @@ def _run(
             adata,
             batch_key,
             labels_key=labels_key,
+            extra_genes=extras.corrected_genes or None,  # decoded below, so trained on
             progress=not settings.quiet,
             return_model=True,
             **params,
