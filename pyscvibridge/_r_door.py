@@ -625,3 +625,6 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs:02d} s"
+
+
+from ._integrate_layers import run_integrate_layers  # noqa: E402, F401  (R calls it through this module)
