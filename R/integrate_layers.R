@@ -130,8 +130,12 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
   }
 
   batches <- .il_groups(groups, groups.name, cells)
+  groups_from <- "groups"
   split <- .il_split_layers(object, kind)
-  if (is.null(batches) && kind == "sct") batches <- .il_sct_models(object, cells)
+  if (is.null(batches) && kind == "sct") {
+    batches <- .il_sct_models(object, cells)
+    groups_from <- "the SCT models"
+  }
   if (is.null(batches) && length(split) < 1L) {
     present <- .seurat_layers(object)
     .il_abort(c(
@@ -186,7 +190,8 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
     accelerator = .check_string(accelerator, "accelerator"),
     devices = .check_devices(devices),
     unlabeled_category = unlabeled_category,
-    scanvi_epochs = if (is.null(scanvi_epochs)) NULL else .il_count(scanvi_epochs, "scanvi_epochs")
+    scanvi_epochs = if (is.null(scanvi_epochs)) NULL else .il_count(scanvi_epochs, "scanvi_epochs"),
+    groups_from = groups_from
   )
   if (verbose && !is.null(features)) {
     cli::cli_inform(c("i" = "Training on the {length(features)} given features (IntegrateLayers() passes the variable features)."))

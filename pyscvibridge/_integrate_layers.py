@@ -48,6 +48,7 @@ def run_integrate_layers(
     devices: int | str | list[int] = "auto",
     unlabeled_category: str = "Unknown",
     scanvi_epochs: int | None = None,
+    groups_from: str = "groups",
     verbose: bool = True,
     emit: Emit | None = None,
 ) -> dict[str, Any]:
@@ -68,6 +69,8 @@ def run_integrate_layers(
         (``n_layers``, ``gene_likelihood``, ...).
     unlabeled_category, scanvi_epochs
         For scANVI (when ``object$labels`` is given): the label meaning unknown, and its epochs.
+    groups_from
+        Where R took ``object$groups`` from (``"groups"``, ``"the SCT models"``), for messages and the record.
     verbose, emit
         As for :func:`pyscvibridge._r_door.run_integrate`.
     """
@@ -89,6 +92,7 @@ def run_integrate_layers(
                 devices=devices,
                 unlabeled_category=str(unlabeled_category),
                 scanvi_epochs=None if scanvi_epochs is None else int(scanvi_epochs),
+                groups_from=str(groups_from),
                 say=say,
             )
         except PyscvibridgeError as e:
@@ -117,6 +121,7 @@ def _integrate_assay(
     devices: Any,
     unlabeled_category: str,
     scanvi_epochs: int | None,
+    groups_from: str,
     say: Emit,
 ) -> dict[str, Any]:
     import pandas as pd
@@ -142,7 +147,7 @@ def _integrate_assay(
     cells = pd.Index(adata.obs_names)
     if not _r.is_null(parts.get("groups")):
         batches, _ = _frames.column_to_py(parts["groups"])  # a factor keeps its levels' order
-        where = "groups"
+        where = groups_from
     elif details.get("split_column"):
         batches = adata.obs[details["split_column"]].array  # categories in the layers' order
         where = "the split layers"

@@ -44,6 +44,8 @@ integrate_layers <- function(object, method, orig.reduction = "pca", assay = NUL
     layers <- "data"
     scale.layer <- "scale.data"
     if (is.null(features)) stop("give features: SelectSCTIntegrationFeatures() is Seurat 5's")
+    features <- intersect(features, rownames(a@scale.data))
+    scale.layer <- NULL # done: the scale.data slot's features
   } else if (inherits(a, "Assay5")) {
     if (so5()) {
       layers <- SeuratObject::Layers(object, assay = assay, search = layers %||% "data")
@@ -73,6 +75,7 @@ integrate_layers <- function(object, method, orig.reduction = "pca", assay = NUL
     features <- intersect(features, in_scale)
   }
   if (!length(features)) stop("None of the features provided are found in this assay")
+  if (!orig.reduction %in% names(object@reductions)) stop(sQuote(orig.reduction), " is not a dimensional reduction")
   obj.orig <- object@reductions[[orig.reduction]]
   value <- method(
     object = a, assay = assay, orig = obj.orig, layers = layers, scale.layer = scale.layer,
@@ -95,6 +98,17 @@ add_to_object <- function(object, i, value) {
     object@meta.data[[i]] <- value[rownames(object@meta.data)]
   }
   object
+}
+
+# CellBench normalised with SCTransform per batch, as Seurat 4 users do it (SplitObject, SCTransform,
+# merge): an SCTAssay "SCT" with one SCT model per batch, its counts SCTransform's corrected counts.
+cellbench_sct <- function() {
+  obj <- cellbench_v4()
+  parts <- Seurat::SplitObject(obj, split.by = "batch")
+  parts <- lapply(parts, function(o) suppressWarnings(Seurat::SCTransform(o, verbose = FALSE)))
+  m <- merge(parts[[1]], parts[-1])
+  feats <- utils::head(rownames(m[["SCT"]]@scale.data), 300)
+  Seurat::RunPCA(m, features = feats, npcs = 10, verbose = FALSE)
 }
 
 # Up to `n` features of an assay with the highest variance of log counts: the stand-in for

@@ -57,7 +57,9 @@ test_that("SeuratWrappers' arguments: new.reduction, ndims, nlayers, gene_likeli
     res <- integrate_layers(
       obj,
       method = scVIIntegration, features = top_features(obj, 200), new.reduction = "scvi.nb",
-      ndims = 6, nlayers = 2, gene_likelihood = "nb", max_epochs = 1, conda_env = "scvi-env"
+      ndims = 6, nlayers = 2, gene_likelihood = "nb", max_epochs = 1, conda_env = "scvi-env",
+      categorical_covariates = obj@meta.data["demuxlet_cls"],
+      continuous_covariates = list(log_depth = log(obj@meta.data$nCount_RNA))
     )
   )
   expect_match(said, "`conda_env` is not used", all = FALSE)
@@ -65,6 +67,31 @@ test_that("SeuratWrappers' arguments: new.reduction, ndims, nlayers, gene_likeli
   dr <- expect_integrated(res, obj, name = "scvi.nb", key = "scvinb_", n_latent = 6)
   expect_identical(dr@misc$pyscvibridge$model_kwargs, list(n_layers = 2L, gene_likelihood = "nb"))
   expect_identical(dr@misc$pyscvibridge$params$n_latent, 6L)
+  expect_identical(dr@misc$pyscvibridge$params$categorical_covariate_keys, "demuxlet_cls")
+  expect_identical(dr@misc$pyscvibridge$params$continuous_covariate_keys, "log_depth")
+})
+
+test_that("an SCTAssay: its corrected counts, one batch per SCT model, and it says so", {
+  skip_if_no_python()
+  skip_if_not_installed("Seurat")
+  obj <- cellbench_sct()
+  expect_s4_class(obj[["SCT"]], "SCTAssay")
+  said <- capture_messages(
+    res <- integrate_layers(
+      obj,
+      method = scVIIntegration, assay = "SCT", features = head(rownames(obj[["SCT"]]@scale.data), 300),
+      max_epochs = 2
+    )
+  )
+  expect_match(said, "is an SCTAssay: scVI trains on its counts, SCTransform's corrected counts", all = FALSE)
+  expect_match(said, "Batches: 5 from the SCT models", all = FALSE)
+  dr <- res@reductions$integrated.scvi
+  expect_identical(dr@assay.used, "SCT")
+  expect_identical(rownames(dr@cell.embeddings), colnames(obj))
+  expect_identical(dim(dr@cell.embeddings), c(400L, 10L))
+  expect_identical(dr@misc$pyscvibridge$bridge$assay_class, "SCTAssay")
+  expect_identical(dr@misc$pyscvibridge$n_hvg, 300L)
+  expect_identical(res@assays, obj@assays)
 })
 
 test_that("joined v5 fixture: batches from groups, as a vector or a data frame column", {
