@@ -184,7 +184,7 @@ def integrate(
         added = [str(g) for g in adata.var_names[extra & ~hvg]]
         hvg = hvg | extra
         logger.info(
-            "added %d gene(s) that were not highly variable to the training genes: %s",
+            "training also on %d gene(s) that were not highly variable: %s",
             len(added),
             ", ".join(added[:10]) + (", ..." if len(added) > 10 else ""),
         )

@@ -53,7 +53,7 @@ def test_extra_genes_are_added_and_reported_then_decodable(caplog):
     assert model.adata.n_vars == 53
     assert set(not_hvg + hvg) <= set(model.adata.var_names)
     assert list(adata.uns["scvi_integration"]["params"]["extra_genes_added"]) == not_hvg
-    assert "added 3 gene(s) that were not highly variable to the training genes" in caplog.text
+    assert f"training also on 3 gene(s) that were not highly variable: {', '.join(not_hvg)}" in caplog.text
     psb.corrected_expression(adata, model, genes=not_hvg)
     assert adata.obsm["scvi_normalized"].shape == (adata.n_obs, 3)
     assert list(adata.obsm["scvi_normalized"].columns) == not_hvg
