@@ -39,7 +39,8 @@
 #' @param orig,scale.layer Passed by `IntegrateLayers()`; not used (scVI starts from the counts,
 #'   not from a PCA).
 #' @param layers Passed by `IntegrateLayers()` (the normalised layers, `data` or `data.<batch>`).
-#'   The counts are read from the matching `counts` layers whatever this says.
+#'   Not used to choose cells or values: scVI reads every `counts` layer of the assay (all its cells),
+#'   whatever normalised layers this names.
 #' @param features Genes to train on; `IntegrateLayers()` passes the assay's variable features.
 #'   Each must be a feature of the assay.
 #' @param groups Optional batches instead of the split layers: a vector with one value per cell of
@@ -135,6 +136,12 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
   if (is.null(batches) && kind == "sct") {
     batches <- .il_sct_models(object, cells)
     groups_from <- "the SCT models"
+  }
+  if (is.null(batches) && kind == "sct") {
+    .il_abort(c(
+      "Assay {.val {assay}} is an SCTAssay with a single SCT model and no {.arg groups} were given, so nothing says which batch each cell is in.",
+      "i" = "Pass the batch, e.g. {.code groups = obj$batch}, or run SCTransform() on split layers."
+    ))
   }
   if (is.null(batches) && length(split) < 1L) {
     present <- .seurat_layers(object)

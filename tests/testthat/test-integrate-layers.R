@@ -223,3 +223,12 @@ test_that("bad input: an error naming the argument, before any training, the obj
   )
   expect_error(scVIIntegration(obj), class = "pyscvibridge_error", regexp = "must be a Seurat assay")
 })
+
+test_that("an SCTAssay with a single SCT model and no groups is an error naming groups", {
+  skip_if_not_installed("Seurat")
+  obj <- suppressWarnings(Seurat::SCTransform(cellbench_v4(), verbose = FALSE))
+  expect_error(
+    scVIIntegration(obj[["SCT"]], assay = "SCT", features = rownames(obj[["SCT"]]@scale.data)[1:50]),
+    class = "pyscvibridge_error", regexp = "single SCT model and no `groups`"
+  )
+})
