@@ -162,7 +162,18 @@ def integrate(
     n_genes = int(kept.sum())
     logger.info("using %d of %d features (raw counts from %s)", n_genes, adata.n_vars, counts_where)
     chosen = None if genes is None else _gene_mask(adata, genes, "genes") & kept
-    extra = None if extra_genes is None else _gene_mask(adata, extra_genes, "extra_genes") & kept
+    extra = None
+    if extra_genes is not None:
+        extra = _gene_mask(adata, extra_genes, "extra_genes")
+        if (extra & ~kept).any():
+            left = [str(g) for g in adata.var_names[extra & ~kept]]
+            warnings.warn(
+                f"extra_genes: {len(left)} gene(s) have no counts (or are not gene expression) and are "
+                f"not trained on: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        extra &= kept
     if chosen is not None and not chosen.any():
         msg = (
             "None of the genes given in genes= has counts in the kept features: there is nothing to train on."

@@ -69,3 +69,25 @@ def test_unknown_genes_are_named_before_training():
         psb.integrate(adata, "batch", extra_genes=["NOTAGENE"], max_epochs=1, progress=False)
     with pytest.raises(psb.PyscvibridgeError, match="extra_genes is empty"):
         psb.integrate(adata, "batch", extra_genes=[], max_epochs=1, progress=False)
+
+
+@pytest.mark.slow
+def test_extra_genes_without_counts_are_named_in_a_warning():
+    adata = _small(n_cells=60, n_genes=80)
+    counts = adata.layers["counts"].tolil()
+    counts[:, 3] = 0
+    adata.layers["counts"] = counts.tocsr()
+    empty = adata.var_names[3]
+    with pytest.warns(
+        UserWarning, match=rf"extra_genes: 1 gene\(s\) have no counts .* not trained on: {empty}\."
+    ):
+        _, model = psb.integrate(
+            adata,
+            "batch",
+            n_top_genes=20,
+            extra_genes=[empty],
+            max_epochs=1,
+            progress=False,
+            return_model=True,
+        )
+    assert empty not in set(model.adata.var_names)
