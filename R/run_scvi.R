@@ -63,8 +63,8 @@
 #'   provenance (`$model$path`). Map new cells onto it with [MapScVIQuery()].
 #' @param corrected_genes Optional genes (names as in the object) to return scVI's batch-corrected
 #'   normalised expression for (scvi-tools' `get_normalized_expression()`, scaled to 10,000 counts per
-#'   cell, computed in chunks of cells). They must be among the highly variable genes the model was
-#'   trained on. Seurat: a new assay `scVI` (features x cells, in the `data` slot/layer); SCE: an
+#'   cell, computed in chunks of cells). Those not among the highly variable genes are added to the
+#'   genes the model trains on (listed in the provenance, `$params$extra_genes_added`, and said). Seurat: a new assay `scVI` (features x cells, in the `data` slot/layer); SCE: an
 #'   `altExp` `scVI` with the assay `normalized`.
 #' @param transform_batch For `corrected_genes`: `NULL` decodes every cell in its own batch
 #'   (denoised, not batch-corrected); a batch name decodes every cell as if from that batch (several

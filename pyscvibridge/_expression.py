@@ -48,7 +48,8 @@ def corrected_expression(
     model
         Trained :class:`scvi.model.SCVI` or :class:`scvi.model.SCANVI`.
     genes
-        Gene names among those the model was trained on (the highly variable genes), or ``"all"``.
+        Gene names among those the model was trained on (the highly variable genes, and any
+        ``extra_genes`` given to :func:`pyscvibridge.integrate`), or ``"all"``.
     transform_batch
         ``None``: each cell is decoded in its own batch (denoised, not batch-corrected). A batch level, or a
         list of levels: every cell is decoded as if it came from that batch (averaged over the list), which
@@ -134,7 +135,7 @@ def _genes(genes, model_genes: pd.Index, adata: ad.AnnData) -> pd.Index:
         if len(in_data):
             msg += (
                 f" {len(in_data)} of them are in the data but were not highly variable; retrain with them "
-                "(e.g. a larger n_top_genes) to decode them."
+                "added to the training genes (integrate(..., extra_genes=[...])) to decode them."
             )
         else:
             msg += f" Model genes look like: {', '.join(map(repr, model_genes[:3]))}."

@@ -277,6 +277,8 @@ def run(
     optional = {} if spec.preset is None else {"preset": spec.preset}
     if spec.genes is not None:
         optional["genes"] = list(spec.genes)
+    if spec.corrected_genes:  # genes asked for that are not highly variable are trained on too
+        optional["extra_genes"] = list(spec.corrected_genes)
     adata, model = integrate(
         adata,
         spec.batch_key,

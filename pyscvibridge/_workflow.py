@@ -40,12 +40,13 @@ def integrate(
     continuous_covariate_keys: Sequence[str] | None = None,
     layer: str | None = None,
     n_top_genes: int = 2000,
+    genes: Sequence[str] | None = None,
+    extra_genes: Sequence[str] | None = None,
     n_latent: int = 10,
     max_epochs: int | None = None,
     preset: str = DEFAULT_PRESET,
     seed: int = 0,
     feature_types: Sequence[str] | None = GEX_FEATURE_TYPES,
-    genes: Sequence[str] | None = None,
     n_neighbors: int = 15,
     accelerator: str = "auto",
     devices: int | str = "auto",
@@ -77,6 +78,14 @@ def integrate(
         Layer holding raw counts. Non-negative integers are required (float storage is fine).
     n_top_genes
         Number of highly variable genes scVI is trained on.
+    genes
+        Train on these genes instead of the highly variable genes (e.g. Seurat's ``VariableFeatures``
+        or the features ``IntegrateLayers()`` chose); genes with no counts are left out. The highly
+        variable genes are still flagged in ``var`` (not used).
+    extra_genes
+        Genes to train on besides the highly variable genes (e.g. those whose corrected expression you
+        want): the ones not already among them are added, and listed in the record
+        (``params["extra_genes_added"]``) and the log.
     n_latent
         Dimension of the scVI latent space.
     max_epochs
@@ -90,9 +99,6 @@ def integrate(
         Seed for scvi-tools (torch, numpy), the PCA and the UMAPs.
     feature_types
         ``var["feature_types"]`` values kept as gene expression; ``None`` keeps every feature.
-    genes
-        Train scVI on these genes (``var_names``) instead of the highly variable ones; the highly
-        variable genes are still flagged and used for the unintegrated PCA.
     n_neighbors
         Neighbours for both kNN graphs.
     accelerator, devices
@@ -160,11 +166,6 @@ def integrate(
         raise PyscvibridgeError(msg)
     n_threads = check_threads(n_threads)
 
-    chosen = None if genes is None else adata.var_names.isin(list(genes))
-    if genes is not None and (missing := [g for g in genes if g not in adata.var_names][:5]):
-        msg = f"genes: {missing!r} are not in the AnnData's var_names; name genes it has."
-        raise PyscvibridgeError(msg)
-
     use_batch: str | None = batch_key
     n_batches = batches.nunique()
     if n_batches < 2:
@@ -176,22 +177,51 @@ def integrate(
         )
         use_batch = None
 
-    genes = _kept_genes(adata, counts, feature_types)
-    adata.var["scvi_kept"] = genes
-    n_genes = int(genes.sum())
+    kept = _kept_genes(adata, counts, feature_types)
+    adata.var["scvi_kept"] = kept
+    n_genes = int(kept.sum())
     logger.info("using %d of %d features (raw counts from %s)", n_genes, adata.n_vars, counts_where)
+    chosen = None if genes is None else _gene_mask(adata, genes, "genes") & kept
+    extra = None
+    if extra_genes is not None:
+        extra = _gene_mask(adata, extra_genes, "extra_genes")
+        if (extra & ~kept).any():
+            left = [str(g) for g in adata.var_names[extra & ~kept]]
+            warnings.warn(
+                f"extra_genes: {len(left)} gene(s) have no counts (or are not gene expression) and are "
+                f"not trained on: {', '.join(left[:5])}{', ...' if len(left) > 5 else ''}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        extra &= kept
+    if chosen is not None and not chosen.any():
+        msg = (
+            "None of the genes given in genes= has counts in the kept features: there is nothing to train on."
+        )
+        raise PyscvibridgeError(msg)
     with numba_steps():
         hvg = _unintegrated(
             adata,
             counts,
-            genes,
+            kept,
             batch_key=use_batch,
             n_top_genes=n_top_genes,
             n_neighbors=n_neighbors,
             seed=seed,
+            use=chosen,
         )
+    added = []
+    if extra is not None and (extra & ~hvg).any():
+        added = [str(g) for g in adata.var_names[extra & ~hvg]]
+        hvg = hvg | extra
+        logger.info(
+            "training also on %d gene(s) that were not highly variable: %s",
+            len(added),
+            ", ".join(added[:10]) + (", ..." if len(added) > 10 else ""),
+        )
+    adata.var["scvi_trained"] = hvg
 
-    trained = hvg if chosen is None else chosen
+    trained = hvg
     model = train_scvi(
         adata,
         counts[:, np.flatnonzero(trained)],
@@ -229,6 +259,8 @@ def integrate(
             "continuous_covariate_keys": cont_covs,
             "counts": counts_where,
             "n_top_genes": n_top_genes,
+            "genes_from": "given" if genes is not None else "highly variable",
+            "extra_genes_added": added,
             "n_latent": n_latent,
             "max_epochs": training_record(model).get("max_epochs", max_epochs or 0),
             "preset": preset,
@@ -256,8 +288,10 @@ def _unintegrated(
     n_top_genes: int,
     n_neighbors: int,
     seed: int,
+    use: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Log counts, highly variable genes, PCA and its UMAP, added to ``adata``; returns the HVG mask."""
+    """Log counts, highly variable genes, PCA and its UMAP, added to ``adata``; returns the mask of
+    the genes to train on: the HVGs, or ``use`` when given (the PCA is on those genes)."""
     import scanpy as sc
 
     adata.layers["logcounts"] = _log_normalise(counts, genes)
@@ -265,6 +299,9 @@ def _unintegrated(
 
     hvg = _highly_variable(adata, genes, batch_key=batch_key, n_top_genes=n_top_genes)
     logger.info("flagged %d highly variable genes in .var['highly_variable']", int(hvg.sum()))
+    if use is not None:
+        hvg = use
+        logger.info("training on the %d genes given instead of the highly variable genes", int(hvg.sum()))
 
     n_pcs = max(1, min(50, adata.n_obs - 1, int(hvg.sum()) - 1))
     sc.pp.pca(adata, n_comps=n_pcs, layer="logcounts", mask_var=hvg, random_state=seed)
@@ -274,6 +311,24 @@ def _unintegrated(
     sc.tl.umap(adata, neighbors_key="unintegrated", key_added="X_umap_unintegrated", random_state=seed)
     logger.info("added .obsm['X_pca'], .obsm['X_umap_unintegrated'] (unintegrated, for comparison)")
     return hvg
+
+
+def _gene_mask(adata: ad.AnnData, names: Sequence[str], arg: str) -> np.ndarray:
+    """The var mask of ``names``; an error naming ``arg`` for names that are not genes of ``adata``."""
+    import pandas as pd
+
+    wanted = pd.Index([str(g) for g in names]).drop_duplicates()
+    missing = wanted[~wanted.isin(adata.var_names)]
+    if len(missing) or not len(wanted):
+        few = ", ".join(repr(g) for g in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        msg = (
+            f"{arg}: {len(missing)} of the {len(wanted)} genes are not in the data: {few}. "
+            f"Use names from var_names, e.g. {', '.join(map(repr, adata.var_names[:3]))}."
+            if len(wanted)
+            else f"{arg} is empty: name the genes (or leave it out)."
+        )
+        raise PyscvibridgeError(msg)
+    return np.asarray(adata.var_names.isin(wanted))
 
 
 def _kept_genes(adata: ad.AnnData, counts, feature_types: Sequence[str] | None) -> np.ndarray:

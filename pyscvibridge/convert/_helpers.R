@@ -105,6 +105,17 @@
   list(layers = out, cells = cells, features = feats, kind = "Assay")
 }
 
+# The cells of one assay, in its order: an Assay5's cells LogMap, else the columns of its counts
+# (or data) slot.
+.pysb_assay_cells <- function(a) {
+  if (inherits(a, "Assay5")) return(rownames(.pysb_logmap(a@cells)))
+  for (sl in c("counts", "data")) {
+    m <- methods::slot(a, sl)
+    if (length(m) > 0 && !is.null(colnames(m))) return(colnames(m))
+  }
+  character(0)
+}
+
 .pysb_assay_feature_meta <- function(a) {
   if (inherits(a, "Assay5")) {
     md <- a@meta.data

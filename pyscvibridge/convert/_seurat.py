@@ -120,35 +120,26 @@ def _align_rows(mat: np.ndarray, names: list[str], target: pd.Index) -> np.ndarr
     return mat if np.array_equal(idx, np.arange(len(target))) else mat[idx]
 
 
-def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
-    """A Seurat object (v4 or v5) in the R session as an AnnData; see the module docstring."""
+def _from_assay(a, *, name, cells, obs, copy, manifest):
+    """:func:`from_assay`, also returning the assay's feature names as R has them."""
     import anndata as ad
 
     rinterface = _r.ri()
-    man = Manifest("R -> AnnData", "Seurat")
-    summary = _r.as_dict(_r.call(".pysb_seurat_summary", obj))
-    assays = _r.strs(summary["assays"])
-    classes = dict(zip(assays, _r.strs(summary["assay_classes"]), strict=True))
-    active = _r.strs(summary["active"])[0]
-    assay = active if assay is None else assay
-    if assay not in assays:
-        msg = f"assay {assay!r} is not in this Seurat object; it has {assays!r}. Pass one of them as assay=."
-        raise PyscvibridgeError(msg)
+    man = manifest if manifest is not None else Manifest("R -> AnnData", "Seurat assay")
+    assay = name
+    assay_class = _r.rclass(a)[0]
     man.detail("assay", assay)
-    man.detail("assay_class", classes[assay])
-    man.detail("object_version", _r.strs(summary["version"])[0])
+    man.detail("assay_class", assay_class)
     so_version = _r.strs(_r.call(".pysb_so_version"))[0]
     man.detail("SeuratObject", so_version or "not installed")
-    for other in assays:
-        if other != assay:
-            man.drop(f"assay {other!r}", f"{classes[other]} not chosen; convert it with assay={other!r}")
 
-    cells = _r.strs(summary["cells"])
-    _check_unique(cells, "cell", "this Seurat object")
+    own_cells = _r.call(".pysb_assay_cells", a)
+    r_cells = own_cells if cells is None else _r.r_str(cells)
+    cells = _r.strs(r_cells)
+    _check_unique(cells, "cell", f"assay {assay!r}")
     cells_index = pd.Index(cells, dtype=object)
 
-    a = _r.list_get(obj.do_slot("assays"), assay)
-    parts = _r.as_dict(_r.call(".pysb_assay_layers", a, summary["cells"]))
+    parts = _r.as_dict(_r.call(".pysb_assay_layers", a, r_cells))
     layers = {n: _r.as_dict(v) for n, v in _r.as_dict(parts["layers"]).items()}
     features = _r.strs(parts["features"])
     _check_unique(features, "feature", f"assay {assay!r}")
@@ -201,17 +192,114 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
         else:
             man.drop(f"{assay} {n}", f"covers {dims[0]} features x {dims[1]} cells, not the whole assay")
 
-    # obs
-    md = obj.do_slot("meta.data")
-    obs = _frames.frame_to_pandas(
-        dict(zip(_r.strs(rinterface.baseenv["names"](md)), list(md), strict=True)), cells, man, "meta.data"
-    )
-    man.map("obs", f"meta.data ({obs.shape[1]} columns)")
+    obs = pd.DataFrame(index=cells_index) if obs is None else obs
     if split is not None:
         col = SPLIT_COLUMN if SPLIT_COLUMN not in obs.columns else f"{SPLIT_COLUMN}_"
         obs[col] = split
         man.map(f"obs[{col!r}]", "the counts layer each cell came from (split v5 layers joined)")
         man.detail("split_column", col)
+
+    # var
+    var = pd.DataFrame(index=features_index)
+    fmeta = _r.call(".pysb_assay_feature_meta", a)
+    fm_names = _r.strs(rinterface.baseenv["names"](fmeta))
+    if fm_names:
+        fm = _frames.frame_to_pandas(
+            dict(zip(fm_names, list(fmeta), strict=True)), features, man, f"{assay} feature metadata"
+        )
+        var = fm
+        man.map("var", f"{assay} feature metadata ({fm.shape[1]} columns)")
+    vf = _r.strs(_r.call(".pysb_assay_var_features", a))
+    if vf:
+        hv = features_index.isin(vf)
+        var["highly_variable"] = hv
+        if assay_class != "Assay5":
+            rank = pd.Series(np.nan, index=features_index)
+            rank[vf] = np.arange(len(vf), dtype=float)
+            var["highly_variable_rank"] = rank.to_numpy()
+        man.map("var['highly_variable']", f"VariableFeatures ({len(vf)} features)")
+
+    # feature names written by to_r() with "_" replaced: recover the originals
+    if ORIGINAL_NAME_COLUMN in var.columns:
+        orig = var[ORIGINAL_NAME_COLUMN].astype(object)
+        if not orig.isna().any() and pd.Index(orig).is_unique:
+            for old, new in zip(features, orig, strict=True):
+                if old != new:
+                    man.rename("features", old, new)
+            var.index = pd.Index(list(orig), dtype=object)
+            var = var.drop(columns=[ORIGINAL_NAME_COLUMN])
+            man.note(f"feature names recovered from the assay's {ORIGINAL_NAME_COLUMN!r} column")
+
+    adata = ad.AnnData(X=counts, obs=obs, var=var, layers=layers_out)
+    if manifest is None:
+        adata.uns["conversion"] = man.to_dict()
+    return adata, features
+
+
+def from_assay(
+    a,
+    *,
+    name: str = "assay",
+    cells=None,
+    obs: pd.DataFrame | None = None,
+    copy: bool = False,
+    manifest: Manifest | None = None,
+):
+    """One Seurat assay object (v4 ``Assay``, ``SCTAssay`` or v5 ``Assay5``, as rpy2 object) as an AnnData.
+
+    Its counts (split ``counts.<x>`` layers joined, in cell order, with each cell's layer suffix in
+    ``obs["split_layer"]``), data and other whole-assay layers, feature metadata and variable
+    features, as :func:`from_seurat` maps them; read from the slots, so a v5 assay reads the same
+    with SeuratObject 4 or 5. The Seurat object's metadata is not there: an assay has none.
+
+    Parameters
+    ----------
+    a
+        The assay (``obj[["RNA"]]``, as a Seurat 5 integration method receives it).
+    name
+        The assay's name in its object, for messages and the manifest.
+    cells
+        The cell order of the result (an R character vector or a list of str); default: the
+        assay's own cells, in its order. Must be the same set as the assay's.
+    obs
+        Cell metadata, indexed by ``cells`` (default: none).
+    copy
+        Copy the matrices instead of viewing R's memory.
+    manifest
+        A :class:`Manifest` to record into (default: a new one, in ``uns["conversion"]``).
+    """
+    return _from_assay(a, name=name, cells=cells, obs=obs, copy=copy, manifest=manifest)[0]
+
+
+def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
+    """A Seurat object (v4 or v5) in the R session as an AnnData; see the module docstring."""
+    rinterface = _r.ri()
+    man = Manifest("R -> AnnData", "Seurat")
+    summary = _r.as_dict(_r.call(".pysb_seurat_summary", obj))
+    assays = _r.strs(summary["assays"])
+    classes = dict(zip(assays, _r.strs(summary["assay_classes"]), strict=True))
+    active = _r.strs(summary["active"])[0]
+    assay = active if assay is None else assay
+    if assay not in assays:
+        msg = f"assay {assay!r} is not in this Seurat object; it has {assays!r}. Pass one of them as assay=."
+        raise PyscvibridgeError(msg)
+    man.detail("object_version", _r.strs(summary["version"])[0])
+    for other in assays:
+        if other != assay:
+            man.drop(f"assay {other!r}", f"{classes[other]} not chosen; convert it with assay={other!r}")
+
+    cells = _r.strs(summary["cells"])
+    _check_unique(cells, "cell", "this Seurat object")
+    md = obj.do_slot("meta.data")
+    obs = _frames.frame_to_pandas(
+        dict(zip(_r.strs(rinterface.baseenv["names"](md)), list(md), strict=True)), cells, man, "meta.data"
+    )
+    man.map("obs", f"meta.data ({obs.shape[1]} columns)")
+
+    a = _r.list_get(obj.do_slot("assays"), assay)
+    adata, features = _from_assay(a, name=assay, cells=summary["cells"], obs=obs, copy=copy, manifest=man)
+    cells_index = adata.obs_names
+    features_index = pd.Index(features, dtype=object)
     seurat_uns: dict = {"assay": assay, "reductions": {}}
 
     idents = _r.as_dict(_r.call(".pysb_idents", obj))
@@ -232,42 +320,9 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
             seurat_uns["ident_column"] = same[0]
             man.note(f"active identities are the meta.data column {same[0]!r}")
         else:
-            obs["seurat_ident"] = ident.to_numpy()
+            adata.obs["seurat_ident"] = ident.to_numpy()
             seurat_uns["ident_column"] = "seurat_ident"
             man.map("obs['seurat_ident']", "active.ident (Idents(obj))")
-
-    # var
-    var = pd.DataFrame(index=features_index)
-    fmeta = _r.call(".pysb_assay_feature_meta", a)
-    fm_names = _r.strs(rinterface.baseenv["names"](fmeta))
-    if fm_names:
-        fm = _frames.frame_to_pandas(
-            dict(zip(fm_names, list(fmeta), strict=True)), features, man, f"{assay} feature metadata"
-        )
-        var = fm
-        man.map("var", f"{assay} feature metadata ({fm.shape[1]} columns)")
-    vf = _r.strs(_r.call(".pysb_assay_var_features", a))
-    if vf:
-        hv = features_index.isin(vf)
-        var["highly_variable"] = hv
-        if classes[assay] != "Assay5":
-            rank = pd.Series(np.nan, index=features_index)
-            rank[vf] = np.arange(len(vf), dtype=float)
-            var["highly_variable_rank"] = rank.to_numpy()
-        man.map("var['highly_variable']", f"VariableFeatures ({len(vf)} features)")
-
-    # feature names written by to_r() with "_" replaced: recover the originals
-    if ORIGINAL_NAME_COLUMN in var.columns:
-        orig = var[ORIGINAL_NAME_COLUMN].astype(object)
-        if not orig.isna().any() and pd.Index(orig).is_unique:
-            for old, new in zip(features, orig, strict=True):
-                if old != new:
-                    man.rename("features", old, new)
-            var.index = pd.Index(list(orig), dtype=object)
-            var = var.drop(columns=[ORIGINAL_NAME_COLUMN])
-            man.note(f"feature names recovered from the assay's {ORIGINAL_NAME_COLUMN!r} column")
-
-    adata = ad.AnnData(X=counts, obs=obs, var=var, layers=layers_out)
 
     # reductions
     reductions = _r.as_dict(obj.do_slot("reductions"))

@@ -59,13 +59,17 @@ test_that("corrected expression: unknown genes and batches are errors before tra
   )
 })
 
-test_that("a gene of the object that was not highly variable is an error naming corrected_genes", {
+test_that("genes of the object that were not highly variable are added to the training genes, and said so", {
   skip_if_no_python()
   skip_if_no_seurat_object()
   pbmc <- SeuratObject::pbmc_small
   genes <- rownames(pbmc)
-  expect_error(
-    RunScVI(pbmc, batch_key = "groups", n_top_genes = 20, max_epochs = 1, corrected_genes = genes, verbose = FALSE),
-    class = "pyscvibridge_error", regexp = "corrected_genes"
+  said <- capture_messages(
+    res <- RunScVI(pbmc, batch_key = "groups", n_top_genes = 20, max_epochs = 1, corrected_genes = genes)
   )
+  added <- res@misc$scVI$params$extra_genes_added
+  expect_length(added, length(genes) - 20)
+  expect_match(said, paste("training also on", length(added), "gene\\(s\\) that were not highly variable"), all = FALSE)
+  expect_identical(rownames(res@assays[["scVI"]]@data), genes)
+  expect_identical(res@misc$scVI$n_hvg, length(genes))
 })
