@@ -120,10 +120,9 @@ def check(
     if spec.batch_key is None:
         msg = f"{w('batch_key')} is required: name the cell-metadata column that holds the batch."
         raise OptionError(msg, "batch_key")
-    for option in ("batch_key", "labels_key"):
-        key = getattr(spec, option)
-        if key is not None:
-            _column(adata, key, option, w)
+    _column(adata, spec.batch_key, "batch_key", w)
+    if spec.labels_key is not None:  # NA labels: unlabeled for scANVI, left out of the metrics
+        _column(adata, spec.labels_key, "labels_key", w, allow_na=True)
     for key in spec.categorical_covariate_keys:
         _column(adata, key, "categorical_covariate_keys", w)
     for key in spec.continuous_covariate_keys:
@@ -167,9 +166,9 @@ def check(
         _check_model_dir(Path(spec.save_model), spec.overwrite_model, w)
 
 
-def _column(adata: ad.AnnData, key: str, option: str, w: _Words):
+def _column(adata: ad.AnnData, key: str, option: str, w: _Words, *, allow_na: bool = False):
     try:
-        return check_obs_key(adata, key, w(option), quote=w.quote)
+        return check_obs_key(adata, key, w(option), quote=w.quote, allow_na=allow_na)
     except PyscvibridgeError as e:
         raise OptionError(str(e), option) from None
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._checks import is_counts, obs_for_model
+from ._conventions import DEFAULT_PRESET, PRESETS
 from ._errors import PyscvibridgeError
 from ._likelihood import table_likelihood
 
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
     import scvi
 
 logger = logging.getLogger("pyscvibridge")
-
-PRESETS = ("fast", "scvi-tools")
-DEFAULT_PRESET = "fast"
 
 #: The ``"fast"`` preset's settings (see :func:`fast_max_epochs` for the epoch schedule).
 FAST = {
