@@ -63,6 +63,42 @@
   )
 }
 
+# Every assay of a Seurat object, without converting any: class, features and cells (its size) and
+# layers (v5) or non-empty slots (v4), in the object's assay order.
+.pysb_seurat_assays <- function(obj) {
+  lapply(obj@assays, function(a) {
+    if (inherits(a, "Assay5")) {
+      n_features <- nrow(.pysb_logmap(a@features))
+      n_cells <- nrow(.pysb_logmap(a@cells))
+    } else {
+      n_cells <- length(.pysb_assay_cells(a))
+      n_features <- nrow(a@meta.features)
+      if (!n_features) {
+        for (sl in c("counts", "data")) {
+          m <- methods::slot(a, sl)
+          if (length(m) > 0) {
+            n_features <- nrow(m)
+            break
+          }
+        }
+      }
+    }
+    list(class = class(a)[1], n_features = as.integer(n_features), n_cells = as.integer(n_cells),
+         layers = .pysb_layer_names(a))
+  })
+}
+
+# The altExps of a SingleCellExperiment: for each, its size (features, cells) and assay names.
+.pysb_sce_alt_exps <- function(sce) {
+  alt <- .pysb_int_names(sce, "int_colData", "altExps", SingleCellExperiment::altExpNames)
+  out <- lapply(alt, function(n) {
+    e <- SingleCellExperiment::altExp(sce, n)
+    list(n_features = nrow(e), n_cells = ncol(e), assays = .pysb_sce_assay_names(e))
+  })
+  names(out) <- alt
+  out
+}
+
 # For one assay: a list of layers, each list(name, matrix, cells, features). Names equal to the
 # object's cells / the assay's features come back as NULL (the common case; saves converting
 # tens of thousands of strings per layer).
@@ -249,7 +285,6 @@
     reduced_dim_names = names(rd),
     reduced_dims = unname(rd),
     alt_exps = alt,
-    alt_exp_dims = lapply(alt, function(n) dim(SingleCellExperiment::altExp(sce, n))),
     metadata = S4Vectors::metadata(sce),
     col_pairs = .pysb_int_names(sce, "int_colData", "colPairs", SingleCellExperiment::colPairNames),
     row_pairs = .pysb_int_names(sce, "int_elementMetadata", "rowPairs", SingleCellExperiment::rowPairNames)

@@ -1,7 +1,7 @@
 """The conversion manifest: what went where, what was renamed, what was left out and why.
 
 Stored as ``uns["conversion"]`` (R -> AnnData) and returned / logged for AnnData -> R. Every value
-is a str, a list of str or a dict of those, so the AnnData can be written to ``.h5ad`` as is::
+is a str, an int, a list of str or a dict of those, so the AnnData can be written to ``.h5ad`` as is::
 
     {
         "direction": "R -> AnnData",
@@ -13,6 +13,11 @@ is a str, a list of str or a dict of those, so the AnnData can be written to ``.
         "notes": ["...", ...],
         "column_classes": {"obs": {"sample": "character", "group": "factor", ...}, "var": {...}},
     }
+
+``details`` also lists what was not converted, for choosing another part: a Seurat object's every
+assay (``assay_table``: ``{"RNA": {"class": "Assay5", "n_features": 2000, "n_cells": 400, "layers":
+["counts", "data"]}, "ADT": {...}}``) and its ``active_assay``; a SingleCellExperiment's ``assays``
+(names) and ``alt_exps`` (``{"ADT": {"n_features": 30, "n_cells": 400, "assays": ["counts"]}}``).
 
 ``column_classes`` holds the R class of each converted metadata column (``factor``, ``ordered``,
 ``character``, ``logical``, ``integer``, ``double``, ``Date``, ``POSIXct``), so that AnnData -> R

@@ -100,6 +100,23 @@ def _s4_frame(df, index: list[str], man: Manifest, where: str) -> pd.DataFrame:
     return _frames.frame_to_pandas(cols, index, man, where)
 
 
+def alt_exp_table(obj) -> dict[str, dict]:
+    """The altExps of a SingleCellExperiment (other modalities: ADT, HTO, ...), without converting one.
+
+    ``{name: {"n_features": 30, "n_cells": 400, "assays": ["counts", ...]}}``; recorded by
+    :func:`from_sce` as the manifest's ``details["alt_exps"]``.
+    """
+    table = {}
+    for name, d in _r.as_dict(_r.call(".pysb_sce_alt_exps", obj)).items():
+        d = _r.as_dict(d)
+        table[name] = {
+            "n_features": int(d["n_features"][0]),
+            "n_cells": int(d["n_cells"][0]),
+            "assays": _r.strs(d["assays"]),
+        }
+    return table
+
+
 def from_sce(obj, *, assay: str | None = None, copy: bool = False):
     """A SingleCellExperiment in the R session as an AnnData; see the module docstring."""
     import anndata as ad
@@ -182,13 +199,14 @@ def from_sce(obj, *, assay: str | None = None, copy: bool = False):
         adata.uns[k] = val
         man.map(f"uns[{k!r}]", f"metadata${k}")
 
-    alt = _r.strs(parts["alt_exps"])
-    for i, name in enumerate(alt):
-        d = [int(x) for x in list(parts["alt_exp_dims"])[i]]
+    alt_exps = alt_exp_table(obj) if _r.strs(parts["alt_exps"]) else {}
+    for name, d in alt_exps.items():
         man.drop(
             f"altExp {name!r}",
-            f"{d[0]} features x {d[1]} cells; convert it separately (altExp(sce, {name!r}))",
+            f"{d['n_features']} features x {d['n_cells']} cells; convert it separately (altExp(sce, {name!r}))",
         )
+    if alt_exps:
+        man.detail("alt_exps", alt_exps)
     for what in ("col_pairs", "row_pairs"):
         names = _r.strs(parts[what])
         if names:

@@ -271,6 +271,25 @@ def from_assay(
     return _from_assay(a, name=name, cells=cells, obs=obs, copy=copy, manifest=manifest)[0]
 
 
+def assay_table(obj) -> dict[str, dict]:
+    """Every assay of a Seurat object (v4 or v5), without converting one.
+
+    ``{name: {"class": "Assay5", "n_features": 2000, "n_cells": 400, "layers": ["counts", ...]}}``
+    in the object's assay order; ``layers`` are an ``Assay5``'s layers or a v4 assay's non-empty
+    slots. Recorded by :func:`from_seurat` as the manifest's ``details["assay_table"]``.
+    """
+    table = {}
+    for name, a in _r.as_dict(_r.call(".pysb_seurat_assays", obj)).items():
+        a = _r.as_dict(a)
+        table[name] = {
+            "class": _r.strs(a["class"])[0],
+            "n_features": int(a["n_features"][0]),
+            "n_cells": int(a["n_cells"][0]),
+            "layers": _r.strs(a["layers"]),
+        }
+    return table
+
+
 def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
     """A Seurat object (v4 or v5) in the R session as an AnnData; see the module docstring."""
     rinterface = _r.ri()
@@ -284,6 +303,8 @@ def from_seurat(obj, *, assay: str | None = None, copy: bool = False):
         msg = f"assay {assay!r} is not in this Seurat object; it has {assays!r}. Pass one of them as assay=."
         raise PyscvibridgeError(msg)
     man.detail("object_version", _r.strs(summary["version"])[0])
+    man.detail("active_assay", active)
+    man.detail("assay_table", assay_table(obj))
     for other in assays:
         if other != assay:
             man.drop(f"assay {other!r}", f"{classes[other]} not chosen; convert it with assay={other!r}")
