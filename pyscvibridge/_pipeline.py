@@ -153,6 +153,7 @@ def check(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             msg = f"{w(option)} must be a whole number of at least {least}, not {quote(value)}."
             raise OptionError(msg, option)
+    _check_assay(adata, spec, w)
     if spec.genes is not None:
         _genes_present(adata, spec.genes, "genes", w)
     if spec.scanvi and spec.labels_key is None:
@@ -164,6 +165,17 @@ def check(
     _check_expression(adata, spec, w)
     if spec.save_model is not None:
         _check_model_dir(Path(spec.save_model), spec.overwrite_model, w)
+
+
+def _check_assay(adata: ad.AnnData, spec: Spec, w: _Words) -> None:
+    """The data converted from R is gene expression (not an ADT, HTO or ATAC assay): see ``_assays``."""
+    from ._assays import assay_problem
+
+    msg = assay_problem(
+        adata, spec.n_top_genes, option=w("assay"), n_top_option=w("n_top_genes"), quote=w.quote
+    )
+    if msg is not None:
+        raise OptionError(msg, "assay")
 
 
 def _column(adata: ad.AnnData, key: str, option: str, w: _Words, *, allow_na: bool = False):
