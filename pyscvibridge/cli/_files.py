@@ -51,8 +51,14 @@ def output_path(path: Path, suffix: str, option: str, inputs: tuple[Path, ...] =
     return path
 
 
-def read(path: Path) -> tuple[ad.AnnData, Any]:
-    """Read an ``.h5ad`` (AnnData, None) or an ``.rds`` (AnnData, the rpy2 R object)."""
+def read(path: Path, *, assay: str | None = None) -> tuple[ad.AnnData, Any]:
+    """Read an ``.h5ad`` (AnnData, None) or an ``.rds`` (AnnData, the rpy2 R object).
+
+    ``assay``: a Seurat object's assay to convert (``--assay``; default the active one).
+    """
+    if assay is not None and path.suffix.lower() != ".rds":
+        msg = f"--assay is for .rds input (a Seurat object's assays); {str(path)!r} is not one."
+        raise PyscvibridgeError(msg)
     if path.suffix.lower() == ".h5ad":
         import anndata as ad
 
@@ -64,8 +70,12 @@ def read(path: Path) -> tuple[ad.AnnData, Any]:
     from ..convert import from_r, read_r_object
 
     obj = read_r_object(path)
+    if assay is not None:
+        from .inspect import check_assay_option
+
+        check_assay_option(obj, assay, path)
     try:
-        adata = from_r(obj)
+        adata = from_r(obj, assay=assay)
     except PyscvibridgeError as e:
         msg = f"{str(path)!r}: {e}"
         raise PyscvibridgeError(msg) from None

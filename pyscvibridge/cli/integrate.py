@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 #: How the CLI spells the pipeline's options in messages.
 SPELLING = {
+    "assay": "--assay",
     "batch_key": "--batch-key",
     "labels_key": "--labels-key",
     "layer": "--layer",
@@ -161,7 +162,18 @@ def check_metrics_possible(labels_key: str | None) -> None:
     type=click.Choice(_files.KINDS),
     help="Object type of --rds-out for .h5ad input [default: the type the .h5ad was converted from, else Seurat].",
 )
-@click.option("--batch-key", required=True, metavar="COLUMN", help="Cell metadata column with the batch.")
+@click.option(
+    "--batch-key",
+    metavar="COLUMN",
+    help="Cell metadata column with the batch [default for a Seurat v5 object with split layers "
+    "(counts.<batch>): the split].",
+)
+@click.option(
+    "--assay",
+    metavar="NAME",
+    help="Seurat .rds: the assay with the gene expression [default: the active one]. An assay that does "
+    "not look like gene expression (ADT, HTO, ATAC, peaks; far fewer features than --n-top-genes) is refused.",
+)
 @click.option(
     "--labels-key",
     metavar="COLUMN",
@@ -278,7 +290,7 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     (--corrected-genes) and save the model (--save-model) to map new samples onto it later
     ('pyscvibridge map').
     """
-    plots_dir, metrics = kw.pop("plots_dir"), kw.pop("metrics")
+    plots_dir, metrics, assay = kw.pop("plots_dir"), kw.pop("metrics"), kw.pop("assay")
     spec = parse_spec(kw)
     _files.input_path(input_path)
     _files.output_path(output, ".h5ad", "--output", (input_path,))
@@ -303,8 +315,31 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
         plots=plots_dir,
         metrics=(plots_dir or output.parent) if metrics else None,
     )
-    adata, robj = _files.read(input_path)
+    adata, robj = _files.read(input_path, assay=assay)
+    default_batch_key(settings, adata, spec, input_path)
     run_and_write(settings, adata, robj, outputs, spec, metrics=metrics)
+
+
+def default_batch_key(settings: Settings, adata: ad.AnnData, spec: Spec, path: Path) -> None:
+    """Without --batch-key: the split of a split Seurat v5 object (as RunScVI() does), said; else an error."""
+    if spec.batch_key is not None:
+        return
+    details = dict(dict(adata.uns.get(conv.UNS_CONVERSION, {})).get("details", {}))
+    split = details.get("split_column")
+    if split and split in adata.obs:
+        spec.batch_key = str(split)
+        settings.echo(
+            f"Batches: the {adata.obs[spec.batch_key].nunique()} split layers of assay "
+            f"{details.get('assay', '?')!r} (obs column {spec.batch_key!r}); pass --batch-key to use another column.",
+            err=True,
+        )
+        return
+    columns = ", ".join(map(str, adata.obs.columns[:12])) or "none"
+    msg = (
+        f"--batch-key is required: {str(path)!r} has no split layers to take the batches from. Name the "
+        f"cell-metadata column that holds the batch (columns: {columns}; 'pyscvibridge inspect' shows them)."
+    )
+    raise click.UsageError(msg)
 
 
 def parse_spec(kw: dict) -> Spec:

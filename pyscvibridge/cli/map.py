@@ -9,6 +9,7 @@ import click
 
 from .. import _conventions as conv
 from .._errors import PyscvibridgeError
+from .._pipeline import Spec
 from . import _files
 from ._common import (
     Settings,
@@ -34,7 +35,15 @@ from ._common import (
     help="A model directory written by 'pyscvibridge integrate --save-model DIR' (scVI or scANVI).",
 )
 @click.option(
-    "--batch-key", required=True, metavar="COLUMN", help="Cell metadata column with the query's batches."
+    "--batch-key",
+    metavar="COLUMN",
+    help="Cell metadata column with the query's batches [default for a Seurat v5 object with split "
+    "layers: the split].",
+)
+@click.option(
+    "--assay",
+    metavar="NAME",
+    help="Seurat .rds query: the assay with the gene expression [default: the active one].",
 )
 @click.option(
     "-o",
@@ -63,7 +72,8 @@ def map_(
     settings: Settings,
     query_path: Path,
     model_dir: Path,
-    batch_key: str,
+    batch_key: str | None,
+    assay: str | None,
     output: Path,
     layer: str | None,
     max_epochs: int | None,
@@ -87,11 +97,18 @@ def map_(
             "'pyscvibridge integrate --save-model DIR'."
         )
         raise PyscvibridgeError(msg)
+    from .._assays import assay_problem
     from .._checks import check_obs_key
     from .._query import map_query
+    from .integrate import default_batch_key
 
-    query, _ = _files.read(query_path)
-    check_obs_key(query, batch_key, "batch_key")
+    query, _ = _files.read(query_path, assay=assay)
+    if (problem := assay_problem(query, option="--assay", n_top_option="the usual")) is not None:
+        raise PyscvibridgeError(problem)
+    spec = Spec(batch_key=batch_key)
+    default_batch_key(settings, query, spec, query_path)
+    batch_key = str(spec.batch_key)
+    check_obs_key(query, batch_key, "--batch-key")
     if labels_key is not None:
         check_obs_key(query, labels_key, "labels_key")
     quiet_libraries(settings)
