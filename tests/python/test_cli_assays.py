@@ -154,6 +154,22 @@ def test_no_split_and_no_batch_key_is_a_clear_error(tmp_path):
     assert not (tmp_path / "o.h5ad").exists()
 
 
+def test_map_without_batch_key_or_split_is_a_clear_error(tmp_path):
+    path = tmp_path / "q.h5ad"
+    _adata(50, {}).write_h5ad(path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.pt").write_bytes(b"")  # never loaded: the error comes first
+    args = ["map", str(path), "--model", str(model), "-o", str(tmp_path / "o.h5ad")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "--batch-key is required" in result.output
+    assert "columns: batch" in result.output
+    result = CliRunner().invoke(cli, [*args, "--batch-key", "batch", "--assay", "RNA"])
+    assert result.exit_code != 0
+    assert "Error: --assay is for .rds input" in result.output
+
+
 # ---------------------------------------------------------------- a CITE-seq-like Seurat object, in R
 
 
