@@ -24,9 +24,9 @@ def _layers(names: list[str]) -> str:
     )
 
 
-def assay_lines(details: dict, *, converted: bool = True) -> list[str]:
-    """A Seurat object's assays (size, layers, which is active / converted), a SingleCellExperiment's
-    assays and altExps (size), from the conversion's ``details``."""
+def assay_lines(details: dict) -> list[str]:
+    """A Seurat object's assays (size, layers, which is active / converted: shown below), a
+    SingleCellExperiment's assays and altExps (size), from the conversion's ``details``."""
     out = []
     table = {str(k): dict(v) for k, v in dict(details.get("assay_table", {})).items()}
     if table:
@@ -34,11 +34,7 @@ def assay_lines(details: dict, *, converted: bool = True) -> list[str]:
         out.append(f"  assays ({len(table)}{'; --assay picks one' if len(table) > 1 else ''}):")
         width = max(len(k) for k in table)
         for name, info in table.items():
-            marks = [
-                m
-                for m, on in (("active", name == active), ("shown below", converted and name == chosen))
-                if on
-            ]
+            marks = [m for m, on in (("active", name == active), ("shown below", name == chosen)) if on]
             out.append(
                 f"    {name:<{width}}  {info['class']:<8} {int(info['n_features']):>7,} features x "
                 f"{int(info['n_cells']):,} cells; layers: {_layers(list(info['layers'])) or 'none'}"
@@ -102,7 +98,7 @@ def inspect(settings: Settings, path: Path, assay: str | None) -> None:
     kind = man.get("source", "AnnData") if path.suffix.lower() == ".rds" else "AnnData"
     extra = ", ".join(f"{k} {details[k]}" for k in ("assay", "assay_class", "SeuratObject") if k in details)
     out = [f"{path}: {kind}" + (f" ({extra})" if extra else "")]
-    out.extend(assay_lines(details, converted=path.suffix.lower() == ".rds"))
+    out.extend(assay_lines(details))
     out.append(f"  cells x genes: {adata.n_obs:,} x {adata.n_vars:,}")
     if (problem := assay_problem(adata, option="--assay", n_top_option="--n-top-genes")) is not None:
         out.append(f"  warning: {problem}")

@@ -13,7 +13,7 @@ import click
 from .. import _conventions as conv
 from .._atomic import atomic_path, check_writable_dir
 from .._errors import PyscvibridgeError
-from .._pipeline import Spec, run
+from .._pipeline import OptionError, Spec, run
 from . import _files
 from ._common import (
     Settings,
@@ -317,7 +317,17 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     )
     adata, robj = _files.read(input_path, assay=assay)
     default_batch_key(settings, adata, spec, input_path)
-    run_and_write(settings, adata, robj, outputs, spec, metrics=metrics)
+    try:
+        run_and_write(settings, adata, robj, outputs, spec, metrics=metrics)
+    except OptionError as e:
+        if e.option != "assay" or robj is not None:
+            raise
+        src = dict(dict(adata.uns.get(conv.UNS_CONVERSION, {})).get("details", {})).get("file", "obj.rds")
+        msg = (
+            f"{e} --assay reads .rds files: convert the object again with the gene-expression assay, "
+            f"e.g. 'pyscvibridge convert {src} OUT.h5ad --assay NAME'."
+        )
+        raise PyscvibridgeError(msg) from None
 
 
 def default_batch_key(settings: Settings, adata: ad.AnnData, spec: Spec, path: Path) -> None:

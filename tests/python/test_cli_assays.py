@@ -261,6 +261,24 @@ def test_integrate_refuses_the_adt_assay_and_integrates_rna_with_assay(cite_rds,
 
 @pytest.mark.slow
 @pytest.mark.r
+def test_an_h5ad_of_the_adt_assay_is_refused_with_how_to_convert_again(cite_rds, tmp_path):
+    h5 = tmp_path / "adt.h5ad"
+    result = CliRunner().invoke(cli, ["convert", str(cite_rds), str(h5)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["inspect", str(h5)])
+    assert result.exit_code == 0, result.output
+    assert "(active, shown below)" in result.output
+    out = tmp_path / "o.h5ad"
+    line = _error_line(
+        CliRunner().invoke(cli, ["integrate", str(h5), "-o", str(out), "--batch-key", "batch"])
+    )
+    assert line.startswith("Error: assay 'ADT' does not look like gene expression")
+    assert line.endswith(f"e.g. 'pyscvibridge convert {cite_rds} OUT.h5ad --assay NAME'.")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.r
 def test_run_scvi_door_refuses_the_adt_assay_in_r_spelling(r, cite_rds):
     from pyscvibridge import _r_door
 
