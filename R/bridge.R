@@ -91,7 +91,7 @@
   if (!is.null(arg) && arg %in% names(arguments)) arg <- arguments[[arg]]
   header <- if (!is.null(arg) && nzchar(arg)) "Problem with {.arg {arg}}." else "scVI integration failed."
   # A message that starts with the argument's name shows it as code, as R's own checks do.
-  if (!is.null(arg) && nzchar(arg) && startsWith(msg, paste0(arg, " "))) {
+  if (!is.null(arg) && nzchar(arg) && (startsWith(msg, paste0(arg, " ")) || startsWith(msg, paste0(arg, ":")))) {
     msg <- paste0("`", arg, "`", substring(msg, nchar(arg) + 1L))
   }
   cli::cli_abort(c(header, "x" = "{msg}"), class = c("pyscvibridge_error", "pyscvibridge_python_error"), call = call)

@@ -29,6 +29,79 @@
   as.integer(x)
 }
 
+# A whole number of any size (its range is checked in Python), as an integer.
+.check_whole <- function(x, arg, null_ok = FALSE, call = parent.frame()) {
+  if (is.null(x) && null_ok) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) || x != round(x) || abs(x) > .Machine$integer.max) {
+    cli::cli_abort(
+      "{.arg {arg}} must be a whole number, not {.val {x}}.",
+      class = "pyscvibridge_error", call = call
+    )
+  }
+  as.integer(x)
+}
+
+.check_number <- function(x, arg, null_ok = FALSE, call = parent.frame()) {
+  if (is.null(x) && null_ok) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1L || is.na(x)) {
+    cli::cli_abort("{.arg {arg}} must be a number, not {.val {x}}.", class = "pyscvibridge_error", call = call)
+  }
+  as.numeric(x)
+}
+
+# NULL, or a list whose elements all have names (keyword arguments for Python).
+.check_kwargs <- function(x, arg, call = parent.frame()) {
+  if (is.null(x)) {
+    return(NULL)
+  }
+  if (!is.list(x) || is.data.frame(x) || (length(x) && (is.null(names(x)) || any(!nzchar(names(x)))))) {
+    cli::cli_abort(
+      c(
+        "{.arg {arg}} must be a named list of arguments, not {.cls {class(x)}}.",
+        "i" = "For example {.code {arg} = list(n_layers = 2)}."
+      ),
+      class = "pyscvibridge_error", call = call
+    )
+  }
+  x
+}
+
+# scVI's model options (named arguments, NULL = scvi-tools' default) merged into `model_kwargs`,
+# and `train_kwargs`, for Python (see pyscvibridge._pipeline.Spec). `named` holds options a caller
+# has already typed (scVIIntegration()'s nlayers, gene_likelihood).
+.model_args <- function(named = list(), n_hidden = NULL, dispersion = NULL, dropout_rate = NULL,
+                        model_kwargs = NULL, train_kwargs = NULL, n_layers = NULL,
+                        gene_likelihood = NULL, call = parent.frame()) {
+  named <- c(named, list(
+    n_layers = .check_whole(n_layers, "n_layers", null_ok = TRUE, call = call),
+    n_hidden = .check_whole(n_hidden, "n_hidden", null_ok = TRUE, call = call),
+    gene_likelihood = .check_string(gene_likelihood, "gene_likelihood", null_ok = TRUE, call = call),
+    dispersion = .check_string(dispersion, "dispersion", null_ok = TRUE, call = call),
+    dropout_rate = .check_number(dropout_rate, "dropout_rate", null_ok = TRUE, call = call)
+  ))
+  named <- named[!vapply(named, is.null, logical(1))]
+  named <- named[!duplicated(names(named))]
+  if (!is.null(named$gene_likelihood)) .check_string(named$gene_likelihood, "gene_likelihood", call = call)
+  model_kwargs <- .check_kwargs(model_kwargs, "model_kwargs", call = call)
+  both <- intersect(names(named), names(model_kwargs))
+  if (length(both)) {
+    cli::cli_abort(
+      "{.val {both}} {?is/are} given both as {?an argument/arguments} and in {.arg model_kwargs}; give {?it/them} once.",
+      class = "pyscvibridge_error", call = call
+    )
+  }
+  model_kwargs <- c(named, model_kwargs)
+  train_kwargs <- .check_kwargs(train_kwargs, "train_kwargs", call = call)
+  list(
+    model_kwargs = if (length(model_kwargs)) model_kwargs,
+    train_kwargs = if (length(train_kwargs)) train_kwargs
+  )
+}
+
 .check_flag <- function(x, arg, call = parent.frame()) {
   if (!is.logical(x) || length(x) != 1L || is.na(x)) {
     cli::cli_abort(

@@ -52,8 +52,12 @@
 #'   (`"integratedscvi_"`).
 #' @param ndims,n_latent Dimensions of the scVI latent space (two names for the same thing;
 #'   `ndims` is SeuratWrappers').
-#' @param nlayers Hidden layers of scVI's encoder and decoder (`n_layers` of `scvi.model.SCVI`).
+#' @param nlayers,n_layers Hidden layers of scVI's encoder and decoder (`n_layers` of
+#'   `scvi.model.SCVI`; two names for the same thing, `nlayers` is SeuratWrappers').
 #' @param gene_likelihood `"zinb"`, `"nb"` or `"poisson"`.
+#' @param n_hidden,dispersion,dropout_rate,model_kwargs,train_kwargs Further scVI options, as in
+#'   [RunScVI()]: nodes per hidden layer, `"gene"`, `"gene-batch"`, `"gene-label"` or `"gene-cell"`,
+#'   dropout in \[0, 1), and named lists of other arguments of `scvi.model.SCVI` and its `train()`.
 #' @param hvg `"features"` (train on `features`, or when it is `NULL` on pyscvibridge's highly
 #'   variable genes) or `"pyscvibridge"` (pyscvibridge's batch-aware highly variable genes, ignoring
 #'   `features`).
@@ -95,7 +99,9 @@
 scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, scale.layer = NULL,
                             features = NULL, groups = NULL, groups.name = NULL,
                             new.reduction = "integrated.scvi", reduction.key = NULL, ndims = 10,
-                            n_latent = ndims, nlayers = 1, gene_likelihood = "zinb",
+                            n_latent = ndims, nlayers = 1, n_layers = nlayers,
+                            gene_likelihood = "zinb", n_hidden = NULL, dispersion = NULL,
+                            dropout_rate = NULL, model_kwargs = NULL, train_kwargs = NULL,
                             hvg = c("features", "pyscvibridge"), n_top_genes = 2000,
                             categorical_covariates = NULL, continuous_covariates = NULL,
                             labels = NULL, unlabeled_category = "Unknown",
@@ -114,12 +120,21 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
   if (!missing(ndims) && !missing(n_latent) && !identical(as.numeric(ndims), as.numeric(n_latent))) {
     .il_abort("{.arg ndims} ({ndims}) and {.arg n_latent} ({n_latent}) are the same setting; give one of them.")
   }
-  n_latent <- .il_count(n_latent, if (missing(n_latent)) "ndims" else "n_latent")
-  nlayers <- .il_count(nlayers, "nlayers")
-  likelihoods <- c("zinb", "nb", "poisson")
-  if (!is.character(gene_likelihood) || length(gene_likelihood) != 1L || !gene_likelihood %in% likelihoods) {
-    .il_abort("{.arg gene_likelihood} must be one of {.val {likelihoods}}, not {.val {gene_likelihood}}.")
+  if (!missing(nlayers) && !missing(n_layers) && !identical(as.numeric(nlayers), as.numeric(n_layers))) {
+    .il_abort("{.arg nlayers} ({nlayers}) and {.arg n_layers} ({n_layers}) are the same setting; give one of them.")
   }
+  # The names these arguments have here where they differ from pyscvibridge's (for messages).
+  renamed <- c(
+    n_latent = if (missing(n_latent)) "ndims" else "n_latent",
+    n_layers = if (missing(n_layers)) "nlayers" else "n_layers",
+    genes = "features", labels_key = "labels", scanvi = "labels"
+  )
+  n_latent <- .check_whole(n_latent, renamed[["n_latent"]])
+  # Only types are checked here; values (n_layers >= 1, the likelihood's name, ...) in Python.
+  model <- .model_args(
+    list(n_layers = .check_whole(n_layers, renamed[["n_layers"]]), gene_likelihood = gene_likelihood),
+    n_hidden, dispersion, dropout_rate, model_kwargs, train_kwargs
+  )
   if (!is.character(hvg) || !length(hvg) || !hvg[[1]] %in% c("features", "pyscvibridge")) {
     .il_abort("{.arg hvg} must be {.val features} or {.val pyscvibridge}, not {.val {hvg}}.")
   }
@@ -144,7 +159,7 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
     ))
   }
   if (is.null(batches) && length(split) < 1L) {
-    present <- .seurat_layers(object)
+    present <- .il_layers(object)
     .il_abort(c(
       "Assay {.val {assay}} is not split into layers and no {.arg groups} were given, so nothing says which batch each cell is in.",
       "i" = "Layers present: {.val {present}}.",
@@ -163,14 +178,7 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
     if (!is.character(features) || !length(features) || anyNA(features)) {
       .il_abort("{.arg features} must be a character vector of feature names, not {.cls {class(features)}}.")
     }
-    features <- unique(features)
-    unknown <- setdiff(features, .seurat_features(object))
-    if (length(unknown)) {
-      .il_abort(c(
-        "{.arg features}: {length(unknown)} of {length(features)} feature{?s} {?is/are} not in the counts of assay {.val {assay}}: {.val {utils::head(unknown, 5)}}.",
-        "i" = "Use features of the assay (e.g. {.code VariableFeatures(obj)}), or leave {.arg features} out."
-      ))
-    }
+    features <- unique(features) # whether they are features of the assay: checked in Python
   }
   covariates <- .il_covariates(categorical_covariates, continuous_covariates, cells)
   if (!is.null(labels)) {
@@ -188,23 +196,25 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
     assay = assay,
     categorical_covariate_keys = if (length(covariates$categorical)) as.list(covariates$categorical),
     continuous_covariate_keys = if (length(covariates$continuous)) as.list(covariates$continuous),
-    n_top_genes = .il_count(n_top_genes, "n_top_genes"),
+    n_top_genes = .check_whole(n_top_genes, "n_top_genes"),
     n_latent = n_latent,
-    model_kwargs = list(n_layers = nlayers, gene_likelihood = gene_likelihood),
-    preset = .check_preset(preset),
-    max_epochs = if (is.null(max_epochs)) NULL else .il_count(max_epochs, "max_epochs"),
+    model_kwargs = model$model_kwargs,
+    train_kwargs = model$train_kwargs,
+    preset = .check_string(preset, "preset", null_ok = TRUE),
+    max_epochs = .check_whole(max_epochs, "max_epochs", null_ok = TRUE),
     seed = .check_count(seed, "seed", min = 0),
     accelerator = .check_string(accelerator, "accelerator"),
     devices = .check_devices(devices),
     unlabeled_category = unlabeled_category,
-    scanvi_epochs = if (is.null(scanvi_epochs)) NULL else .il_count(scanvi_epochs, "scanvi_epochs"),
-    groups_from = groups_from
+    scanvi_epochs = .check_whole(scanvi_epochs, "scanvi_epochs", null_ok = TRUE),
+    groups_from = groups_from,
+    renamed = as.list(renamed)
   )
   if (verbose && !is.null(features)) {
     cli::cli_inform(c("i" = "Training on the {length(features)} given features (IntegrateLayers() passes the variable features)."))
   }
   handoff <- list(assay = object, groups = batches, covariates = covariates$frame, labels = labels, features = features)
-  out <- .call_door("run_integrate_layers", handoff, args, verbose = verbose, call = call)
+  out <- .call_door("run_integrate_layers", handoff, args, verbose = verbose, arguments = renamed, call = call)
   res <- out$result
   if (!identical(rownames(res$latent), cells)) {
     cli::cli_abort("Internal error: Python returned a latent space over other cells than the assay's.")
@@ -222,15 +232,20 @@ scVIIntegration <- function(object, assay = NULL, orig = NULL, layers = NULL, sc
 
 attr(scVIIntegration, "Seurat.method") <- "integration"
 
-.il_abort <- function(message, call = parent.frame()) {
-  cli::cli_abort(message, class = "pyscvibridge_error", call = call, .envir = parent.frame())
+`%||%` <- function(x, y) if (is.null(x)) y else x
+
+# The layers of an assay, read from its slots (SeuratObject 4 and 5): an Assay5's layer names, a
+# v4 Assay's non-empty count / data / scale.data slots.
+.il_layers <- function(a) {
+  if (methods::.hasSlot(a, "layers")) {
+    return(names(a@layers))
+  }
+  slots <- c("counts", "data", "scale.data")
+  slots[vapply(slots, function(s) length(methods::slot(a, s)) > 0L, logical(1))]
 }
 
-.il_count <- function(x, arg, call = parent.frame()) {
-  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < 1) {
-    cli::cli_abort("{.arg {arg}} must be a whole number of at least 1, not {.val {x}}.", class = "pyscvibridge_error", call = call)
-  }
-  as.integer(x)
+.il_abort <- function(message, call = parent.frame()) {
+  cli::cli_abort(message, class = "pyscvibridge_error", call = call, .envir = parent.frame())
 }
 
 .il_name <- function(x, arg, call = parent.frame()) {
@@ -290,7 +305,7 @@ attr(scVIIntegration, "Seurat.method") <- "integration"
   if (kind != "v5") {
     return(character())
   }
-  .seurat_split(.seurat_layers(a), "counts")
+  grep("^counts[.]", .il_layers(a), value = TRUE)
 }
 
 # One batch per SCT model, when SCTransform() ran on split layers (more than one model).

@@ -27,6 +27,9 @@
 #' @param assay,layer As for [RunScVI()]: where the query's raw counts are.
 #' @param max_epochs Query training epochs; `NULL` uses scvi-tools' rule for the number of cells.
 #' @param seed,accelerator,devices,verbose As for [RunScVI()].
+#' @param train_kwargs Optional named list of further arguments for the query model's `train()`
+#'   (e.g. `list(batch_size = 256)`). The model options (`n_layers`, `gene_likelihood`, ...) are
+#'   the reference model's: a query is mapped onto the same architecture, so they cannot be given.
 #' @param ... Must be empty; there to catch misspelled arguments.
 #'
 #' @return `query`, with the reductions, predictions and the mapping's record added.
@@ -61,7 +64,7 @@ MapScVIQuery.default <- function(query, ...) {
 #' @export
 MapScVIQuery.Seurat <- function(query, model_dir, batch_key = NULL, assay = NULL, layer = "counts",
                                 max_epochs = NULL, seed = 0, accelerator = "auto", devices = "auto",
-                                verbose = TRUE, ...) {
+                                train_kwargs = NULL, verbose = TRUE, ...) {
   .check_dots_empty(..., fn = "MapScVIQuery")
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
@@ -69,7 +72,7 @@ MapScVIQuery.Seurat <- function(query, model_dir, batch_key = NULL, assay = NULL
   .check_string(layer, "layer")
   args <- c(
     list(kind = "seurat", assay = assay, layer = layer),
-    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices)
+    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices, train_kwargs)
   )
   out <- .call_door("run_map_query", query, args, verbose = verbose, call = call)
   out$result
@@ -79,7 +82,8 @@ MapScVIQuery.Seurat <- function(query, model_dir, batch_key = NULL, assay = NULL
 #' @export
 MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay = "counts",
                                               max_epochs = NULL, seed = 0, accelerator = "auto",
-                                              devices = "auto", verbose = TRUE, ...) {
+                                              devices = "auto", train_kwargs = NULL,
+                                              verbose = TRUE, ...) {
   .check_dots_empty(..., fn = "MapScVIQuery")
   call <- environment()
   .need_packages(c("SingleCellExperiment", "SummarizedExperiment", "S4Vectors"))
@@ -88,7 +92,7 @@ MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay
   if (missing(batch_key)) batch_key <- ""
   args <- c(
     list(kind = "sce", assay = assay, layer = assay),
-    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices)
+    .map_args(model_dir, batch_key, max_epochs, seed, accelerator, devices, train_kwargs)
   )
   out <- .call_door("run_map_query", query, args,
     verbose = verbose, arguments = c(layer = "assay"), call = call
@@ -96,7 +100,8 @@ MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay
   out$result
 }
 
-.map_args <- function(model_dir, batch_key, max_epochs, seed, accelerator, devices, call = parent.frame()) {
+.map_args <- function(model_dir, batch_key, max_epochs, seed, accelerator, devices, train_kwargs,
+                      call = parent.frame()) {
   .check_string(model_dir, "model_dir", call = call)
   list(
     model_dir = normalizePath(model_dir, mustWork = FALSE),
@@ -104,6 +109,7 @@ MapScVIQuery.SingleCellExperiment <- function(query, model_dir, batch_key, assay
     max_epochs = .check_count(max_epochs, "max_epochs", null_ok = TRUE, call = call),
     seed = .check_count(seed, "seed", min = 0, call = call),
     accelerator = .check_string(accelerator, "accelerator", call = call),
-    devices = .check_devices(devices, call = call)
+    devices = .check_devices(devices, call = call),
+    train_kwargs = .model_args(train_kwargs = train_kwargs, call = call)$train_kwargs
   )
 }

@@ -69,6 +69,16 @@
 #' @param transform_batch For `corrected_genes`: `NULL` decodes every cell in its own batch
 #'   (denoised, not batch-corrected); a batch name decodes every cell as if from that batch (several
 #'   names: averaged over them), which removes the batch effect; `"all"` averages over every batch.
+#' @param n_layers,n_hidden Hidden layers of scVI's encoder and decoder, and nodes per hidden
+#'   layer (`NULL`: scvi-tools' defaults, 1 and 128).
+#' @param gene_likelihood The count distribution: `"zinb"` (zero-inflated negative binomial,
+#'   scvi-tools' default), `"nb"` or `"poisson"`.
+#' @param dispersion `"gene"` (scvi-tools' default), `"gene-batch"`, `"gene-label"` or `"gene-cell"`.
+#' @param dropout_rate Dropout in the encoder, from 0 up to (not including) 1 (default 0.1).
+#' @param model_kwargs,train_kwargs Optional named lists of further arguments for
+#'   `scvi.model.SCVI()` and its `train()` (e.g. `list(latent_distribution = "ln")`,
+#'   `list(batch_size = 256)`). The model options are recorded in the provenance
+#'   (`$model_kwargs`). Values are checked in Python; an invalid one is an error naming the argument.
 #' @param verbose Report the steps and the training progress (epochs, ELBO, time left) as
 #'   messages. `FALSE` prints nothing.
 #' @param ... Must be empty; there to catch misspelled arguments.

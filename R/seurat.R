@@ -10,7 +10,9 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
                            max_epochs = NULL, preset = NULL, seed = 0, accelerator = "auto",
                            devices = "auto", scanvi = FALSE, unlabeled_category = "Unknown",
                            scanvi_epochs = NULL, save_model = NULL, corrected_genes = NULL,
-                           transform_batch = NULL, verbose = TRUE, ...) {
+                           transform_batch = NULL, n_layers = NULL, n_hidden = NULL,
+                           gene_likelihood = NULL, dispersion = NULL, dropout_rate = NULL,
+                           model_kwargs = NULL, train_kwargs = NULL, verbose = TRUE, ...) {
   .check_dots_empty(...)
   call <- environment()
   verbose <- .check_flag(verbose, "verbose")
@@ -22,6 +24,11 @@ RunScVI.Seurat <- function(object, batch_key = NULL, labels_key = NULL, assay = 
       batch_key, labels_key, categorical_covariate_keys, continuous_covariate_keys, preset,
       n_top_genes, n_latent, max_epochs, seed, accelerator, devices, scanvi, unlabeled_category,
       scanvi_epochs, save_model, corrected_genes, transform_batch
+    ),
+    .model_args(
+      n_layers = n_layers, n_hidden = n_hidden, gene_likelihood = gene_likelihood,
+      dispersion = dispersion, dropout_rate = dropout_rate, model_kwargs = model_kwargs,
+      train_kwargs = train_kwargs
     )
   )
   out <- .call_door("run_integrate", object, args, verbose = verbose, call = call)

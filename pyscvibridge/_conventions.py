@@ -40,6 +40,11 @@ N_TOP_GENES = 2000
 N_LATENT = 10
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 UNLABELED_CATEGORY = "Unknown"
+#: scVI model options every door takes by name (``scvi.model.SCVI``'s arguments), and the values
+#: scvi-tools 1.4 accepts for two of them ("normal" is left out: it is not a count likelihood).
+MODEL_OPTIONS = ("n_layers", "n_hidden", "gene_likelihood", "dispersion", "dropout_rate")
+GENE_LIKELIHOODS = ("zinb", "nb", "poisson")
+DISPERSIONS = ("gene", "gene-batch", "gene-label", "gene-cell")
 
 # ---------------------------------------------------------------- what goes back into R objects
 
@@ -96,4 +101,7 @@ def for_r() -> dict[str, Any]:
         "seurat_keys": keys,
         "scanvi_columns": list(SCANVI_COLUMNS),
         "integrate_layers_reduction": INTEGRATE_LAYERS_REDUCTION,
+        "model_options": list(MODEL_OPTIONS),
+        "gene_likelihoods": list(GENE_LIKELIHOODS),
+        "dispersions": list(DISPERSIONS),
     }

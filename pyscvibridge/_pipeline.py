@@ -154,6 +154,7 @@ def check(
             msg = f"{w(option)} must be a whole number of at least {least}, not {quote(value)}."
             raise OptionError(msg, option)
     _check_assay(adata, spec, w)
+    _check_model_options(spec.model_kwargs, w)
     if spec.genes is not None:
         _genes_present(adata, spec.genes, "genes", w)
     if spec.scanvi and spec.labels_key is None:
@@ -165,6 +166,35 @@ def check(
     _check_expression(adata, spec, w)
     if spec.save_model is not None:
         _check_model_dir(Path(spec.save_model), spec.overwrite_model, w)
+
+
+def _check_model_options(model_kwargs: Mapping[str, Any], w: _Words) -> None:
+    """scVI's common model options (``conv.MODEL_OPTIONS``) in ``model_kwargs``, checked by value.
+
+    Each error names the option as the door spells it (``n_layers``, ``nlayers``, ``--n-layers``).
+    """
+    for option in ("n_layers", "n_hidden"):
+        value = model_kwargs.get(option)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            msg = f"{w(option)} must be a whole number of at least 1, not {w.quote(value)}."
+            raise OptionError(msg, option)
+    rate = model_kwargs.get("dropout_rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1
+    ):
+        msg = f"{w('dropout_rate')} must be a number from 0 up to (not including) 1, not {w.quote(rate)}."
+        raise OptionError(msg, "dropout_rate")
+    for option, choices in (
+        ("gene_likelihood", conv.GENE_LIKELIHOODS),
+        ("dispersion", conv.DISPERSIONS),
+    ):
+        value = model_kwargs.get(option)
+        if value is not None and value not in choices:
+            msg = f"{w(option)} must be one of {w.many(choices)}, not {w.quote(value)}."
+            raise OptionError(msg, option)
+    if "n_latent" in model_kwargs:
+        msg = f"{w('n_latent')} is an option of its own; leave it out of {w('model_kwargs')}."
+        raise OptionError(msg, "model_kwargs")
 
 
 def _check_assay(adata: ad.AnnData, spec: Spec, w: _Words) -> None:
@@ -311,6 +341,10 @@ def run(
     )
     if (strategy := spec.train_kwargs.get("strategy")) is not None:
         adata.uns[conv.UNS_INTEGRATION]["params"]["strategy"] = str(strategy)
+    # the model options asked for (scvi-tools' defaults for the others), e.g. {"n_layers": 2}
+    adata.uns[conv.UNS_INTEGRATION]["model_kwargs"] = {
+        k: v for k, v in spec.model_kwargs.items() if isinstance(v, str | int | float | bool)
+    }
     record = dict(adata.uns[conv.UNS_INTEGRATION])
     added: list[str] = []
     if spec.scanvi:

@@ -1,4 +1,5 @@
-"""The functions the R package calls through reticulate (``RunScVI()``, ``MapScVIQuery()``, ``cellbench()``).
+"""The functions the R package calls through reticulate (``RunScVI()``, ``MapScVIQuery()``,
+``scVIIntegration()``, ``cellbench()``).
 
 reticulate carries only names and plain values here (Debian's reticulate cannot convert NumPy 2
 arrays). R keeps a hand-off environment per call in its package's private state, with the object
@@ -17,6 +18,7 @@ from __future__ import annotations
 from .._conventions import for_r as conventions
 from .cellbench import load_cellbench
 from .integrate import run_integrate
+from .integrate_layers import run_integrate_layers
 from .map_query import run_map_query
 
-__all__ = ["conventions", "load_cellbench", "run_integrate", "run_map_query"]
+__all__ = ["conventions", "load_cellbench", "run_integrate", "run_integrate_layers", "run_map_query"]

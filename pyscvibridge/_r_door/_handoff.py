@@ -57,6 +57,17 @@ def r_spelling(renamed: Mapping[str, str] | None = None) -> dict[str, str | None
     return spelled
 
 
+def r_kwargs(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments from an R list: R numbers that are whole (``2``, R's double) as Python
+    integers, so that ``list(n_layers = 2)`` reaches scvi-tools as ``n_layers=2``."""
+    out: dict[str, Any] = {}
+    for key, value in dict(kwargs or {}).items():
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[str(key)] = value
+    return out
+
+
 def answer(run: Callable[[], dict[str, Any]], verbose: bool, say: Emit) -> dict[str, Any]:
     """Run a door's body; its plain-value answer for R (``ok``, ``info`` or ``error``, ``warnings``)."""
     with captured(verbose, say) as caught:

@@ -13,6 +13,7 @@ from ._handoff import (
     ProgressCallback,
     answer,
     bind_result,
+    r_kwargs,
     r_quote,
     r_spelling,
     read_object,
@@ -44,6 +45,8 @@ def run_integrate(
     overwrite: bool = False,
     corrected_genes: list[str] | None = None,
     transform_batch: list[str] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    train_kwargs: dict[str, Any] | None = None,
     renamed: dict[str, str] | None = None,
     verbose: bool = True,
     emit: Emit | None = None,
@@ -65,8 +68,9 @@ def run_integrate(
     batch_key
         Cell-metadata column with the batch; ``None`` for a Seurat v5 object with split layers
         integrates over the split.
-    labels_key, categorical_covariate_keys, continuous_covariate_keys, preset, n_top_genes, n_latent, max_epochs, seed, accelerator, devices, scanvi, unlabeled_category, scanvi_epochs, save_model, corrected_genes, transform_batch
+    labels_key, categorical_covariate_keys, continuous_covariate_keys, preset, n_top_genes, n_latent, max_epochs, seed, accelerator, devices, scanvi, unlabeled_category, scanvi_epochs, save_model, corrected_genes, transform_batch, model_kwargs, train_kwargs
         The :class:`pyscvibridge._pipeline.Spec` options; ``overwrite`` is its ``overwrite_model``.
+        R's whole numbers in ``model_kwargs`` / ``train_kwargs`` become integers.
     renamed
         The R name of an option where it is not the :class:`~pyscvibridge._pipeline.Spec` field's
         (SCE: ``{"layer": "assay"}``), for messages.
@@ -102,6 +106,8 @@ def run_integrate(
         if corrected_genes is None
         else list(dict.fromkeys(str(g) for g in corrected_genes)),
         transform_batch=None if transform_batch is None else [str(b) for b in transform_batch],
+        model_kwargs=r_kwargs(model_kwargs),
+        train_kwargs=r_kwargs(train_kwargs),
     )
     return answer(
         lambda: _integrate(bridge, kind, assay, layer, spec, dict(renamed or {}), say), verbose, say

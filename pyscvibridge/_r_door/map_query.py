@@ -10,7 +10,7 @@ from .. import _conventions as conv
 from .._checks import check_obs_key
 from .._errors import PyscvibridgeError
 from .._pipeline import OptionError
-from ._handoff import Emit, ProgressCallback, answer, bind_result, r_quote, read_object, sayer
+from ._handoff import Emit, ProgressCallback, answer, bind_result, r_kwargs, r_quote, read_object, sayer
 
 
 def run_map_query(
@@ -25,6 +25,7 @@ def run_map_query(
     seed: int = 0,
     accelerator: str = "auto",
     devices: int | str | list[int] = "auto",
+    train_kwargs: dict[str, Any] | None = None,
     verbose: bool = True,
     emit: Emit | None = None,
 ) -> dict[str, Any]:
@@ -34,7 +35,8 @@ def run_map_query(
     (SCE: ``UMAP_scVI``), for a scANVI reference also ``scANVI`` and the ``scanvi_prediction`` /
     ``scanvi_probability`` columns, and the mapping's record in ``@misc$scVI`` / ``metadata()$scVI``
     (see :func:`pyscvibridge.map_query`). Arguments and answer as for
-    :func:`~pyscvibridge._r_door.run_integrate`.
+    :func:`~pyscvibridge._r_door.run_integrate`. ``train_kwargs`` go to the query model's
+    ``train()``; the model options (layers, likelihood, ...) are the reference's and cannot change.
     """
     say = sayer(verbose, emit)
     params = {
@@ -42,6 +44,7 @@ def run_map_query(
         "seed": int(seed),
         "accelerator": str(accelerator),
         "devices": devices,
+        "train_kwargs": r_kwargs(train_kwargs),
     }
     return answer(
         lambda: _map(bridge, kind, assay, layer, str(model_dir), batch_key, params, say), verbose, say
@@ -76,8 +79,16 @@ def _map(bridge, kind: str, assay, layer: str, model_dir: str, batch_key, params
             batch_key=batch_key,
             layer=handed.counts_layer,
             progress=False,
-            train_kwargs={"callbacks": [ProgressCallback(say, "query").callback()]},
-            **params,
+            **{
+                **params,
+                "train_kwargs": {
+                    **params["train_kwargs"],
+                    "callbacks": [
+                        *params["train_kwargs"].get("callbacks", []),
+                        ProgressCallback(say, "query").callback(),
+                    ],
+                },
+            },
         )
     except PyscvibridgeError as e:
         text = str(e)

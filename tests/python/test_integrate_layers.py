@@ -1,4 +1,4 @@
-"""convert's from_assay() and the IntegrateLayers() door (pyscvibridge._integrate_layers), driven through rpy2.
+"""convert's from_assay() and the IntegrateLayers() door (pyscvibridge._r_door.run_integrate_layers), driven through rpy2.
 
 The R package's tests (tests/testthat/test-integrate-layers.R) call the door the real way, through
 scVIIntegration() and reticulate; these check the Python side of the hand-off.
@@ -49,12 +49,13 @@ def test_from_assay_on_a_v4_assay(r, rglobal):
 
 @pytest.fixture
 def handoff(r):
-    """Binds `.il_test` in R's global environment holding `object` = list(assay = ..., ...)."""
+    """A hand-off environment holding `object` = list(assay = ..., ...), as scVIIntegration() makes
+    it; bound as `.il_test` in R's global environment for the test's own R code only."""
 
     def _make(path, extra=""):
-        r('assign(".il_test", new.env(), envir = globalenv())')
+        r('assign(".il_test", new.env(parent = emptyenv()), envir = globalenv())')
         r(f'.il_test$object <- local({{o <- readRDS("{path}"); list(assay = o@assays$RNA{extra})}})')
-        return ".il_test"
+        return r(".il_test")
 
     yield _make
     r('rm(list = intersect(".il_test", ls(globalenv(), all.names = TRUE)), envir = globalenv())')
@@ -78,6 +79,19 @@ def test_the_door_binds_a_latent_over_the_assays_cells(r, handoff, v5_split_path
     assert any(s.startswith("scVI epoch 2/2") for s in said)
 
 
+def test_the_door_names_bad_model_options_as_scviintegration_spells_them(handoff, v5_split_path):
+    env = handoff(v5_split_path, ", features = rownames(o@assays$RNA@features@.Data)[1:50]")
+    answer = run_integrate_layers(
+        env, [], max_epochs=1, model_kwargs={"n_layers": 0.0}, renamed={"n_layers": "nlayers"}
+    )
+    assert not answer["ok"]
+    assert answer["argument"] == "nlayers"
+    assert answer["error"] == 'nlayers must be a whole number of at least 1, not "0".'
+    answer = run_integrate_layers(env, [], max_epochs=1, model_kwargs={"gene_likelihood": "normal"})
+    assert answer["argument"] == "gene_likelihood"
+    assert answer["error"].startswith('gene_likelihood must be one of "zinb", "nb", "poisson"')
+
+
 def test_the_door_names_the_argument_for_a_joined_assay_without_groups(handoff, v5_joined_path):
     answer = run_integrate_layers(handoff(v5_joined_path), [], max_epochs=1)
     assert not answer["ok"]
@@ -91,7 +105,8 @@ def test_the_door_names_features_absent_from_the_counts(handoff, v5_split_path):
     )
     assert not answer["ok"]
     assert answer["argument"] == "features"
-    assert "'NOTAGENE'" in answer["error"]
+    assert '"NOTAGENE"' in answer["error"]  # quoted as R prints a string
+    assert answer["error"].startswith("features: 2 of 2 genes are not in the object")
 
 
 def run_integrate_layers(name, said, **kwargs):

@@ -194,16 +194,8 @@ test_that("bad input: an error naming the argument, before any training, the obj
     class = "pyscvibridge_error", regexp = "`groups.name` \"plate\" is not a column"
   )
   expect_error(
-    scVIIntegration(obj[["RNA"]], features = c(feats[1:3], "NOTAGENE", "ALSO-NOT")),
-    class = "pyscvibridge_error", regexp = "`features`: 2 of 5 features are not in the counts"
-  )
-  expect_error(
-    integrate_layers(obj, method = scVIIntegration, features = feats, nlayers = 0),
-    class = "pyscvibridge_error", regexp = "`nlayers` must be a whole number of at least 1"
-  )
-  expect_error(
-    integrate_layers(obj, method = scVIIntegration, features = feats, gene_likelihood = "normal"),
-    class = "pyscvibridge_error", regexp = "`gene_likelihood` must be one of"
+    integrate_layers(obj, method = scVIIntegration, features = feats, nlayers = 1.5),
+    class = "pyscvibridge_error", regexp = "`nlayers` must be a whole number"
   )
   expect_error(
     integrate_layers(obj, method = scVIIntegration, features = feats, ndims = 5, n_latent = 8),
@@ -222,6 +214,38 @@ test_that("bad input: an error naming the argument, before any training, the obj
     regexp = "Unknown argument to `scVIIntegration\\(\\)`: `dims`"
   )
   expect_error(scVIIntegration(obj), class = "pyscvibridge_error", regexp = "must be a Seurat assay")
+})
+
+test_that("bad values, checked in Python: an error naming the argument as scVIIntegration() spells it", {
+  skip_if_no_python()
+  obj <- read_fixture("cellbench_small_v5_split.rds")
+  before <- obj
+  feats <- top_features(obj, 50)
+  expect_error(
+    scVIIntegration(obj[["RNA"]], features = c(feats[1:3], "NOTAGENE", "ALSO-NOT"), verbose = FALSE),
+    class = "pyscvibridge_error", regexp = "`features`: 2 of 5 genes are not in the object"
+  )
+  expect_error(
+    obj <- integrate_layers(obj, method = scVIIntegration, features = feats, verbose = FALSE, nlayers = 0),
+    class = "pyscvibridge_error", regexp = "`nlayers` must be a whole number of at least 1"
+  )
+  expect_error(
+    obj <- integrate_layers(obj, method = scVIIntegration, features = feats, verbose = FALSE, n_layers = 0),
+    class = "pyscvibridge_error", regexp = "`n_layers` must be a whole number of at least 1"
+  )
+  expect_error(
+    obj <- integrate_layers(obj, method = scVIIntegration, features = feats, verbose = FALSE, gene_likelihood = "normal"),
+    class = "pyscvibridge_error", regexp = "`gene_likelihood` must be one of"
+  )
+  expect_error(
+    obj <- integrate_layers(obj, method = scVIIntegration, features = feats, verbose = FALSE, dropout_rate = 1),
+    class = "pyscvibridge_error", regexp = "`dropout_rate` must be a number from 0 up to"
+  )
+  expect_error(
+    obj <- integrate_layers(obj, method = scVIIntegration, features = feats, verbose = FALSE, ndims = 0),
+    class = "pyscvibridge_error", regexp = "`ndims` must be a whole number of at least 1"
+  )
+  expect_identical(obj, before)
 })
 
 test_that("an SCTAssay with a single SCT model and no groups is an error naming groups", {
