@@ -50,6 +50,11 @@ SPELLING = {
     "transform_batch": "--transform-batch",
     "save_model": "--save-model",
     "overwrite_model": "--overwrite-model",
+    "n_layers": "--n-layers",
+    "n_hidden": "--n-hidden",
+    "gene_likelihood": "--gene-likelihood",
+    "dispersion": "--dispersion",
+    "dropout_rate": "--dropout-rate",
 }
 
 
@@ -282,6 +287,19 @@ def check_metrics_possible(labels_key: str | None) -> None:
     help="Lightning training strategy, e.g. ddp, ddp_spawn, ddp_find_unused_parameters_true (with "
     "--devices N for several GPUs or CPU processes) [default: Lightning's].",
 )
+@click.option("--n-layers", type=int, help="scVI's hidden layers [default: scvi-tools' 1].")
+@click.option("--n-hidden", type=int, help="Nodes per hidden layer [default: scvi-tools' 128].")
+@click.option(
+    "--gene-likelihood",
+    type=click.Choice(list(conv.GENE_LIKELIHOODS)),
+    help="Count distribution [default: scvi-tools' zinb].",
+)
+@click.option(
+    "--dispersion",
+    type=click.Choice(list(conv.DISPERSIONS)),
+    help="Dispersion parameter per gene, gene and batch, ... [default: scvi-tools' gene].",
+)
+@click.option("--dropout-rate", type=float, help="Encoder dropout, in [0, 1) [default: scvi-tools' 0.1].")
 @click.pass_obj
 def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_kind, **kw) -> None:
     """Integrate the batches of INPUT (.rds with a Seurat object or SingleCellExperiment, or .h5ad) with scVI.
@@ -372,7 +390,9 @@ def parse_spec(kw: dict) -> Spec:
         msg = "--overwrite-model is for --save-model."
         raise click.UsageError(msg)
     strategy = kw.pop("strategy")
+    model = {name: kw.pop(name) for name in conv.MODEL_OPTIONS}
     return Spec(
+        model_kwargs={name: value for name, value in model.items() if value is not None},
         categorical_covariate_keys=list(kw.pop("categorical_covariates")),
         continuous_covariate_keys=list(kw.pop("continuous_covariates")),
         corrected_genes=None if corrected is None else list(dict.fromkeys(corrected)),
