@@ -8,13 +8,22 @@ argument) ends with one line on stderr and exit status 1 (2 for usage errors), n
 
 from __future__ import annotations
 
+import os
+import sys
+
 from . import convert, demo, inspect, integrate, map  # noqa: F401 - each registers its command
 from ._common import Settings, cli
+from ._files import FAILED_H5_WRITES
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console-script entry point (``pyscvibridge``)."""
-    return cli.main(args=args, prog_name="pyscvibridge")
+    """Console-script entry point (``pyscvibridge``): the exit status (see :mod:`._common`)."""
+    code = cli.main(args=args, prog_name="pyscvibridge", standalone_mode=False)
+    if FAILED_H5_WRITES:  # HDF5 would crash the process while freeing the failed write's objects
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 __all__ = ["Settings", "cli", "main"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import re
 import sys
 import warnings
 from dataclasses import dataclass
 
 import click
 
-from .. import __version__
+from .. import __version__, _signals
 from .. import _conventions as conv
 from .._errors import PyscvibridgeError
 
@@ -18,6 +20,8 @@ logger = logging.getLogger("pyscvibridge")
 
 #: Libraries whose loggers talk at INFO (shown only with -vv).
 _LIBS = ("scvi", "lightning", "pytorch_lightning", "lightning_fabric", "jax")
+#: rpy2 logs what R writes to its console's error stream (package start-up messages) here, at WARNING.
+_R_CONSOLE = "rpy2.rinterface_lib.callbacks"
 
 
 @dataclass
@@ -37,28 +41,54 @@ class _Group(click.Group):
         try:
             # Logging and warning settings are the command's own: restored afterwards, so that
             # calling the CLI in-process (tests, notebooks) leaves the caller's settings alone.
-            with warnings.catch_warnings(), _restored_loggers():
+            with warnings.catch_warnings(), _restored_loggers(), _signals.handling():
+                remove_stale_r_tempdirs()
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+                _signals.check()  # a signal whose exception a library swallowed still ends the run
             code = rv if isinstance(rv, int) else 0
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            code = 1
-        except click.ClickException as e:
-            message = e.format_message()
-            if isinstance(e, click.UsageError) and e.ctx is not None:
-                message = f"{message} (see '{e.ctx.command_path} --help')"
-            _error(message)
-            code = e.exit_code
-        except PyscvibridgeError as e:
-            _error(str(e))
-            code = 1
-        except OSError as e:  # a disk that fills up, a file that vanishes: the system's words suffice
-            where = f" ({e.filename})" if e.filename else ""
-            _error(f"{e.strerror or e}{where}")
-            code = 1
+        except BaseException as e:  # noqa: BLE001 - _exit_code re-raises what is not a user's error
+            code = _exit_code(e)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _exit_code(e: BaseException) -> int:
+    """Say in one line on stderr what ended the command and return the exit status; re-raise bugs."""
+    if (signal_ := _signals.received()) is not None:  # whatever a library made of the signal's
+        _error(str(signal_))  # exception (Lightning: SystemExit 0 or 1; scvi-tools: printed, raised)
+        return signal_.exit_code
+    if isinstance(e, click.exceptions.Abort):
+        click.echo("Aborted.", err=True)
+        return 1
+    if isinstance(e, click.ClickException):
+        message = e.format_message()
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            message = f"{message} (see '{e.ctx.command_path} --help')"
+        _error(message)
+        return e.exit_code
+    if isinstance(e, PyscvibridgeError):
+        _error(str(e))
+        return 1
+    if isinstance(e, OSError):  # a disk that fills up, a file that vanishes: the system's words suffice
+        _error(os_error_message(e))
+        return 1
+    raise e
+
+
+def os_error_message(e: OSError) -> str:
+    """``No space left on device (errno 28, ENOSPC): /path``: what, the errno and where."""
+    name = errno.errorcode.get(e.errno, "") if e.errno else ""
+    code = f" (errno {e.errno}, {name})" if name else ""
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or e}{code}{where}"
+
+
+def remove_stale_r_tempdirs() -> None:
+    """R's session directories of killed runs, cleaned up by the next run (see pyscvibridge._atomic)."""
+    from .._atomic import remove_stale_r_tempdirs as remove
+
+    remove()
 
 
 def quiet_libraries(settings: Settings) -> None:
@@ -75,7 +105,8 @@ def quiet_libraries(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def _restored_loggers():
-    names = ["pyscvibridge", *[n for n in logging.root.manager.loggerDict if n.split(".")[0] in _LIBS]]
+    names = ["pyscvibridge", _R_CONSOLE]
+    names += [n for n in logging.root.manager.loggerDict if n.split(".")[0] in _LIBS]
     saved = {}
     for name in names:
         log = logging.getLogger(name)
@@ -113,6 +144,9 @@ def _setup_logging(settings: Settings) -> None:
         log.addHandler(handler)
         log.setLevel(level)
         log.propagate = False
+
+    # R's messages (e.g. 94 lines of package start-up for a SingleCellExperiment): not with -q.
+    logging.getLogger(_R_CONSOLE).setLevel(logging.ERROR if settings.quiet else logging.NOTSET)
 
     # Our own warnings are one line each; other libraries' only with -v.
     warnings.resetwarnings()
@@ -187,6 +221,14 @@ devices_option = click.option(
 )
 
 
+trust_option = click.option(
+    "--trust",
+    is_flag=True,
+    help="Read an .rds file even if it holds R code (promises, closures, active bindings, ...), which R "
+    "before 4.4.0 runs when the object is used (CVE-2024-27322). Only for files whose origin you trust.",
+)
+
+
 def max_epochs_option(default: str):
     """``--max-epochs``, whose default (``default``, said in the help) each command chooses."""
     return click.option(
@@ -194,9 +236,75 @@ def max_epochs_option(default: str):
     )
 
 
-def parse_devices(value: str) -> int | str:
-    """``--devices``: a count as an int, anything else (``auto``, ``0,1``) as given."""
-    return int(value) if value.strip().isdigit() else value
+def parse_devices(
+    value: str, accelerator: str = "auto", strategy: str | None = None
+) -> int | str | list[int]:
+    """``--devices`` checked against ``--accelerator`` and ``--strategy`` before anything is read.
+
+    A count as an int, GPU ids (``0,1``) as a list, ``auto`` as given. Several devices need GPUs and
+    a strategy that trains in processes it spawns: Lightning's default for several devices (DDP
+    with its script launcher) starts the whole command again once per device, and on the CPU one
+    process already trains on every core (PyTorch's threads). ``--accelerator gpu`` / ``mps``
+    without such a device is refused here (importing PyTorch, about a second, not scvi-tools).
+    """
+    text = str(value).strip().strip("[]")
+    devices: int | str | list[int]
+    if text.lower() == "auto":
+        devices = "auto"
+    elif re.fullmatch(r"-?[0-9]+", text):
+        devices = int(text)
+        if devices == 0 or devices < -1:
+            msg = f"--devices {value!r}: give a count of at least 1, -1 for every GPU, ids like 0,1, or auto."
+            raise click.UsageError(msg)
+    elif re.fullmatch(r"[0-9]+(\s*,\s*[0-9]+)*\s*,?", text):
+        devices = [int(d) for d in text.split(",") if d.strip()]
+    else:
+        msg = f"--devices {value!r} is not a device count, a list of GPU ids like 0,1, or auto."
+        raise click.UsageError(msg)
+    accelerator = str(accelerator).lower()
+    several = devices == -1 or (isinstance(devices, int) and devices > 1) or isinstance(devices, list)
+    if accelerator == "auto" and not several:
+        return devices
+    gpu = _gpu(accelerator)
+    if not several:
+        return devices
+    if not gpu:
+        msg = (
+            f"--devices {value}: several devices need GPUs, and this run trains on the CPU, where one "
+            "process already uses every core (PyTorch's threads); several CPU processes would each run "
+            "the whole command. Leave --devices out."
+        )
+        raise click.UsageError(msg)
+    if strategy is None or "spawn" not in strategy:
+        who = "Lightning's default" if strategy is None else repr(strategy)
+        msg = (
+            f"--devices {value}: training on several GPUs from the command line needs a strategy that "
+            f"spawns its workers, e.g. --strategy ddp_spawn_find_unused_parameters_true; {who} would "
+            "start the whole command again once per GPU."
+        )
+        raise click.UsageError(msg)
+    return devices
+
+
+def _gpu(accelerator: str) -> bool:
+    """Whether ``accelerator`` trains on a GPU; an error when it names one this machine lacks."""
+    if accelerator == "cpu":
+        return False
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if accelerator in ("gpu", "cuda") and not (cuda or (accelerator == "gpu" and mps)):
+        msg = (
+            f"--accelerator {accelerator}: PyTorch finds no GPU here (PyTorch {torch.__version__}, "
+            f"torch.cuda.is_available() is False). Use --accelerator cpu (or auto), or install "
+            "PyTorch with CUDA on a machine with a GPU."
+        )
+        raise click.UsageError(msg)
+    if accelerator == "mps" and not mps:
+        msg = "--accelerator mps: PyTorch finds no Apple GPU (MPS) here. Use --accelerator cpu (or auto)."
+        raise click.UsageError(msg)
+    return cuda or (mps and accelerator != "auto")
 
 
 def quiet_stdout(settings: Settings):
@@ -204,3 +312,43 @@ def quiet_stdout(settings: Settings):
     import io
 
     return contextlib.redirect_stdout(io.StringIO()) if settings.quiet else contextlib.nullcontext()
+
+
+def progress(settings: Settings, stream=None) -> dict:
+    """How training shows progress: ``progress`` / ``callbacks`` arguments of the pipeline.
+
+    A terminal gets scvi-tools' progress bar; anything else (a log file, a pipe) one line per 5%
+    of the epochs (a bar redraws itself at every step, thousands of lines in a log); -q nothing.
+    """
+    stream = sys.stderr if stream is None else stream
+    if settings.quiet:
+        return {"progress": False, "callbacks": None}
+    if stream.isatty():
+        return {"progress": True, "callbacks": None}
+    return {"progress": False, "callbacks": lambda name: [progress_lines(name, stream)]}
+
+
+def progress_lines(name: str, stream, every: float = 0.05):
+    """A Lightning callback writing ``scVI: epoch 10/100 (10%), 4 s, about 36 s left`` every 5%."""
+    import time
+
+    from lightning.pytorch.callbacks import Callback
+
+    class _Lines(Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 0
+            steps = round(1 / every)  # a line whenever the epochs cross the next 5%
+            if total <= 0 or epoch * steps // total == (epoch - 1) * steps // total:
+                return
+            done = epoch / total
+            elapsed = time.perf_counter() - self.started
+            left = elapsed / epoch * (total - epoch)
+            stream.write(
+                f"{name}: epoch {epoch}/{total} ({100 * done:.0f}%), {elapsed:.0f} s, about {left:.0f} s left\n"
+            )
+            stream.flush()
+
+    return _Lines()

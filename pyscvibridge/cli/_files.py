@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,7 @@ def output_path(path: Path, suffix: str, option: str, inputs: tuple[Path, ...] =
     return path
 
 
-def read(path: Path, *, assay: str | None = None) -> tuple[ad.AnnData, Any]:
+def read(path: Path, *, assay: str | None = None, trust: bool = False) -> tuple[ad.AnnData, Any]:
     """Read an ``.h5ad`` (AnnData, None) or an ``.rds`` (AnnData, the rpy2 R object).
 
     ``assay``: a Seurat object's assay to convert (``--assay``; default the active one).
@@ -69,7 +70,7 @@ def read(path: Path, *, assay: str | None = None) -> tuple[ad.AnnData, Any]:
             raise PyscvibridgeError(msg) from None
     from ..convert import from_r, read_r_object
 
-    obj = read_r_object(path)
+    obj = read_r_object(path, trust=trust, trust_hint="--trust")
     if assay is not None:
         from .inspect import check_assay_option
 
@@ -88,16 +89,55 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+#: Writes HDF5 failed (e.g. a full disk): h5py's objects of such a write crash the process when they
+#: are freed (HDF5 cannot flush the file), so their exceptions are kept, and main() ends the process
+#: without freeing them once the one-line error is out.
+FAILED_H5_WRITES: list[BaseException] = []
+#: R could not write (saveRDS): below this much free space the file system counts as full.
+FULL_BYTES = 1 << 20
+
+
 def write_h5ad(adata: ad.AnnData, path: Path) -> None:
     with atomic_path(path) as tmp:
+        write_h5ad_to(adata, tmp, path)
+
+
+def write_h5ad_to(adata: ad.AnnData, tmp: Path, path: Path) -> None:
+    """Write ``adata`` to the temporary file ``tmp``; a failure is an OSError naming ``path``."""
+    try:
         adata.write_h5ad(tmp, compression="gzip")
+    except OSError as e:
+        FAILED_H5_WRITES.append(e)
+        code = e.errno or errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 def save_rds(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_rds_to(obj, tmp, path)
+
+
+def save_rds_to(obj, tmp: Path, path: Path) -> None:
+    """saveRDS into the temporary file ``tmp``; a failure is an OSError naming ``path`` (ENOSPC when
+    the file system is full: R says only "error writing to connection")."""
     from .. import convert
 
-    with atomic_path(path) as tmp:
+    try:
         convert.save_rds(obj, tmp)
+    except PyscvibridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - rpy2's RRuntimeError
+        text = first_line(e)
+    else:
+        return
+    try:
+        st = os.statvfs(Path(tmp).parent)
+        full = st.f_bavail * st.f_frsize < FULL_BYTES
+    except OSError:
+        full = False
+    if full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    raise OSError(errno.EIO, f"R could not write the file ({text})", str(path))
 
 
 def rds_kind(adata: ad.AnnData, kind: str | None) -> str:

@@ -9,7 +9,7 @@ import click
 from .. import _conventions as conv
 from .._errors import PyscvibridgeError
 from . import _files
-from ._common import Settings, cli
+from ._common import Settings, cli, trust_option
 
 
 @cli.command(short_help="Convert .rds (Seurat/SCE) <-> .h5ad, printing what went where.")
@@ -21,8 +21,11 @@ from ._common import Settings, cli
     type=click.Choice(_files.KINDS),
     help="For .h5ad -> .rds: the R object to make [default: the type the .h5ad came from, else Seurat].",
 )
+@trust_option
 @click.pass_obj
-def convert(settings: Settings, input_path: Path, output: Path, assay: str | None, kind: str | None) -> None:
+def convert(
+    settings: Settings, input_path: Path, output: Path, assay: str | None, kind: str | None, trust: bool
+) -> None:
     """Convert INPUT to OUTPUT: .rds (Seurat or SingleCellExperiment) <-> .h5ad; prints what went where."""
     _files.input_path(input_path)
     src, dst = input_path.suffix.lower(), output.suffix.lower()
@@ -37,7 +40,7 @@ def convert(settings: Settings, input_path: Path, output: Path, assay: str | Non
             raise PyscvibridgeError(msg)
         from ..convert import from_r, read_r_object
 
-        adata = from_r(read_r_object(input_path), assay=assay)
+        adata = from_r(read_r_object(input_path, trust=trust, trust_hint="--trust"), assay=assay)
         adata.uns[conv.UNS_CONVERSION]["details"]["file"] = str(input_path)
         _files.write_h5ad(adata, output)
         manifest = dict(adata.uns[conv.UNS_CONVERSION])
@@ -45,7 +48,7 @@ def convert(settings: Settings, input_path: Path, output: Path, assay: str | Non
         if assay is not None:
             msg = "--assay is for .rds -> .h5ad conversion."
             raise PyscvibridgeError(msg)
-        adata, _ = _files.read(input_path)
+        adata, _ = _files.read(input_path, trust=trust)
         manifest = _files.to_rds(adata, output, _files.rds_kind(adata, kind))
     settings.echo(_files.format_manifest(manifest))
     settings.echo(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes; wrote {output}")

@@ -8,7 +8,7 @@ import click
 
 from .._atomic import check_writable_dir
 from .._pipeline import Spec
-from ._common import Settings, accelerator_option, cli, max_epochs_option, seed_option
+from ._common import Settings, accelerator_option, cli, max_epochs_option, parse_devices, seed_option
 from .integrate import Outputs, run_and_write
 
 
@@ -30,6 +30,7 @@ def demo(settings: Settings, out_dir: Path, max_epochs, seed, accelerator, metri
     """Integrate the bundled CellBench data (1,408 cells, 5 batches, 5 cell lines) with plots and metrics."""
     from ..datasets import cellbench
 
+    parse_devices("auto", accelerator)  # --accelerator gpu without a GPU: refused before anything runs
     check_writable_dir(out_dir, "--out directory")
     h5ad = out_dir / "cellbench_integrated.h5ad"
     outputs = Outputs(h5ad=h5ad, plots=out_dir, metrics=out_dir if metrics else None)

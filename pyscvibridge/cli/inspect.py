@@ -10,7 +10,7 @@ import click
 from .. import _conventions as conv
 from .._errors import PyscvibridgeError
 from . import _files
-from ._common import Settings, cli
+from ._common import Settings, cli, trust_option
 
 
 def _layers(names: list[str]) -> str:
@@ -85,14 +85,15 @@ def check_assay_option(obj: Any, assay: str, path: Path) -> None:
     metavar="NAME",
     help="Seurat .rds: the assay to show the matrices of [default: the active one]; all are listed.",
 )
+@trust_option
 @click.pass_obj
-def inspect(settings: Settings, path: Path, assay: str | None) -> None:
+def inspect(settings: Settings, path: Path, assay: str | None, trust: bool) -> None:
     """Show what FILE (.rds or .h5ad) holds, to choose --assay, --batch-key, --labels-key and --layer."""
     from .._assays import assay_problem
     from .._checks import counts_problem
 
     _files.input_path(path)
-    adata, _ = _files.read(path, assay=assay)
+    adata, _ = _files.read(path, assay=assay, trust=trust)
     man = dict(adata.uns.get(conv.UNS_CONVERSION, {}))
     details = dict(man.get("details", {}))
     kind = man.get("source", "AnnData") if path.suffix.lower() == ".rds" else "AnnData"

@@ -22,10 +22,13 @@ from ._common import (
     devices_option,
     max_epochs_option,
     parse_devices,
+    progress,
     quiet_libraries,
     quiet_stdout,
     seed_option,
+    trust_option,
 )
+from ._precheck import before_training
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -75,9 +78,10 @@ def run_and_write(
     started = time.perf_counter()
     if metrics:
         check_metrics_possible(spec.labels_key)
+    before_training(adata, spec, spell=SPELLING, rds_out=outputs.rds, rds_kind=outputs.rds_kind, robj=robj)
     quiet_libraries(settings)
     with quiet_stdout(settings):
-        result = run(adata, spec, progress=not settings.quiet, spell=SPELLING)
+        result = run(adata, spec, spell=SPELLING, **progress(settings))
     adata = result.adata
     if spec.save_model is not None:
         outputs.written.append(Path(spec.save_model))
@@ -94,7 +98,7 @@ def run_and_write(
     with contextlib.ExitStack() as stack:  # all-or-nothing for the data files
         h5_tmp = stack.enter_context(atomic_path(outputs.h5ad, mkdir=True))
         rds_tmp = stack.enter_context(atomic_path(outputs.rds, mkdir=True)) if outputs.rds else None
-        adata.write_h5ad(h5_tmp, compression="gzip")
+        _files.write_h5ad_to(adata, h5_tmp, outputs.h5ad)
         if rds_tmp is not None:
             from .. import convert
 
@@ -102,7 +106,7 @@ def run_and_write(
                 out = convert.add_results(robj, adata, misc=_files.misc(adata))
             else:
                 out = convert.to_r(adata, kind=outputs.rds_kind or _files.rds_kind(adata, None))
-            convert.save_rds(out, rds_tmp)
+            _files.save_rds_to(out, rds_tmp, outputs.rds)
     outputs.written[:0] = [p for p in (outputs.h5ad, outputs.rds) if p is not None]
 
     if outputs.plots is not None:
@@ -287,6 +291,7 @@ def check_metrics_possible(labels_key: str | None) -> None:
     help="Lightning training strategy, e.g. ddp, ddp_spawn, ddp_find_unused_parameters_true (with "
     "--devices N for several GPUs or CPU processes) [default: Lightning's].",
 )
+@trust_option
 @click.option("--n-layers", type=int, help="scVI's hidden layers [default: scvi-tools' 1].")
 @click.option("--n-hidden", type=int, help="Nodes per hidden layer [default: scvi-tools' 128].")
 @click.option(
@@ -309,6 +314,7 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
     ('pyscvibridge map').
     """
     plots_dir, metrics, assay = kw.pop("plots_dir"), kw.pop("metrics"), kw.pop("assay")
+    trust = kw.pop("trust")
     spec = parse_spec(kw)
     _files.input_path(input_path)
     _files.output_path(output, ".h5ad", "--output", (input_path,))
@@ -333,7 +339,7 @@ def integrate(settings: Settings, input_path: Path, output: Path, rds_out, rds_k
         plots=plots_dir,
         metrics=(plots_dir or output.parent) if metrics else None,
     )
-    adata, robj = _files.read(input_path, assay=assay)
+    adata, robj = _files.read(input_path, assay=assay, trust=trust)
     default_batch_key(settings, adata, spec, input_path)
     try:
         run_and_write(settings, adata, robj, outputs, spec, metrics=metrics)
@@ -396,7 +402,7 @@ def parse_spec(kw: dict) -> Spec:
         categorical_covariate_keys=list(kw.pop("categorical_covariates")),
         continuous_covariate_keys=list(kw.pop("continuous_covariates")),
         corrected_genes=None if corrected is None else list(dict.fromkeys(corrected)),
-        devices=parse_devices(kw.pop("devices")),
+        devices=parse_devices(kw.pop("devices"), kw["accelerator"], strategy),
         train_kwargs={} if strategy is None else {"strategy": strategy},
         **kw,
     )

@@ -18,9 +18,11 @@ from ._common import (
     devices_option,
     max_epochs_option,
     parse_devices,
+    progress,
     quiet_libraries,
     quiet_stdout,
     seed_option,
+    trust_option,
 )
 
 
@@ -67,6 +69,7 @@ from ._common import (
 @seed_option
 @accelerator_option
 @devices_option
+@trust_option
 @click.pass_obj
 def map_(
     settings: Settings,
@@ -81,6 +84,7 @@ def map_(
     seed: int,
     accelerator: str,
     devices: str,
+    trust: bool,
 ) -> None:
     """Map the cells of QUERY (.rds or .h5ad) onto a saved reference model (scArches).
 
@@ -88,6 +92,7 @@ def map_(
     trained. With a scANVI model the query also gets predicted labels.
     """
     started = time.perf_counter()
+    devices_ = parse_devices(devices, accelerator)
     _files.input_path(query_path)
     _files.output_path(output, ".h5ad", "--output", (query_path,))
     if not (model_dir / "model.pt").is_file():
@@ -102,7 +107,7 @@ def map_(
     from .._query import map_query
     from .integrate import default_batch_key
 
-    query, _ = _files.read(query_path, assay=assay)
+    query, _ = _files.read(query_path, assay=assay, trust=trust)
     if (problem := assay_problem(query, option="--assay", n_top_option="the usual")) is not None:
         raise PyscvibridgeError(problem)
     spec = Spec(batch_key=batch_key)
@@ -112,6 +117,7 @@ def map_(
     if labels_key is not None:
         check_obs_key(query, labels_key, "labels_key")
     quiet_libraries(settings)
+    shown = progress(settings)
     with quiet_stdout(settings):
         query = map_query(
             query,
@@ -121,8 +127,9 @@ def map_(
             max_epochs=max_epochs,
             seed=seed,
             accelerator=accelerator,
-            devices=parse_devices(devices),
-            progress=not settings.quiet,
+            devices=devices_,
+            progress=shown["progress"],
+            train_kwargs={"callbacks": shown["callbacks"]("query")} if shown["callbacks"] else None,
         )
     _files.write_h5ad(query, output)
 

@@ -19,7 +19,8 @@
 .pysb_read_rds <- function(path) readRDS(path)
 
 .pysb_save_rds <- function(x, path) {
-  saveRDS(x, path)
+  # A write that fails half-way (a full disk) can come as a warning from the connection: an error here
+  withCallingHandlers(saveRDS(x, path), warning = function(w) stop(conditionMessage(w), call. = FALSE))
   invisible(TRUE)
 }
 

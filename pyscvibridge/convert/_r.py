@@ -10,6 +10,8 @@ import functools
 from importlib.resources import files
 from typing import Any
 
+from .. import _signals
+from .._atomic import claim_r_tempdir
 from .._errors import PyscvibridgeError, import_or_hint
 from .._libpython import own_libpython_first
 
@@ -21,6 +23,8 @@ def ri():
     import rpy2.rinterface as rinterface
 
     own_libpython_first()  # R's LD_LIBRARY_PATH must not hand child Pythons another libpython
+    _signals.reinstall()  # rpy2 took SIGINT over when R started; the CLI's handlers come back
+    claim_r_tempdir(rinterface.baseenv["tempdir"]()[0])  # so a later run can remove it if killed
 
     return rinterface
 
