@@ -56,12 +56,19 @@ class _Run:
         )
         self.lines: list[str] = []
         self.out = ""
+        # stderr is read line by line here, stdout whole in another thread; communicate() would
+        # read stderr too, racing this reader for the last lines.
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._out_reader = threading.Thread(target=self._read_out, daemon=True)
+        self._out_reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:
             self.lines.append(line)
+
+    def _read_out(self) -> None:
+        self.out = self.proc.stdout.read()
 
     def wait_for(self, text: str, timeout: float = 240) -> None:
         end = time.monotonic() + timeout
@@ -75,8 +82,9 @@ class _Run:
         pytest.fail(f"never saw {text!r}; stderr: {''.join(self.lines)[-3000:]}")
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
-        self.out, _ = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
+        self._out_reader.join(timeout=10)
         return self.proc.returncode, "".join(self.lines)
 
 

@@ -74,7 +74,7 @@ def test_na_in_the_batch_column_names_the_column_and_count(small):
         integrate(_with_batch(small, values), batch_key="b", max_epochs=1)
     strings = pd.array(_batch_values(small, "str"), dtype="string")
     strings[5] = pd.NA
-    with pytest.raises(PyscvibridgeError, match=r"batch_key 'b' has 1 missing \(NA\) values"):
+    with pytest.raises(PyscvibridgeError, match=r"batch_key 'b' has 1 missing value \(NA\)"):
         integrate(_with_batch(small, strings), batch_key="b", max_epochs=1)
 
 

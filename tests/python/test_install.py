@@ -63,7 +63,7 @@ def test_wheel_and_sdist_carry_the_console_script_and_the_bundled_data(tmp_path)
         "DESCRIPTION",
         "pyproject.toml",
         "pyscvibridge/datasets/cellbench.h5ad",
-        "pyscvibridge/cli.py",
+        "pyscvibridge/cli/__init__.py",
     ]:
         assert prefix + member in snames
     assert not any("/.venv/" in n or n.endswith(".whl") for n in snames)

@@ -41,7 +41,8 @@ numba_cache_dir = numba.config.CACHE_DIR
 threads = torch.get_num_threads()
 import pyscvibridge
 for info in pkgutil.walk_packages(pyscvibridge.__path__, "pyscvibridge."):
-    importlib.import_module(info.name)
+    if not info.name.endswith(".__main__"):  # running a package's __main__ runs its command line
+        importlib.import_module(info.name)
 at_import = differences(shipped, snapshot())
 
 class Check(pl.Callback):
