@@ -204,13 +204,13 @@ def prepare(adata, batch_key):
     import scanpy as sc
 
     from pyscvibridge._checks import counts_matrix
-    from pyscvibridge._workflow import _highly_variable, _kept_genes, _log_normalise
+    from pyscvibridge._genes import highly_variable, kept_genes, log_normalise
 
     started = time.perf_counter()
     counts, _ = counts_matrix(adata, None)
-    genes = _kept_genes(adata, counts, None)
-    adata.layers["logcounts"] = _log_normalise(counts, genes)
-    hvg = _highly_variable(adata, genes, batch_key=batch_key, n_top_genes=2000)
+    genes = kept_genes(adata, counts, None)
+    adata.layers["logcounts"] = log_normalise(counts, genes)
+    hvg = highly_variable(adata, genes, batch_key=batch_key, n_top_genes=2000)
     sc.pp.pca(adata, n_comps=50, layer="logcounts", mask_var=hvg, random_state=0)
     return counts[:, np.flatnonzero(hvg)], time.perf_counter() - started
 

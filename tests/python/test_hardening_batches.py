@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pyscvibridge import PyscvibridgeError, integrate
-from pyscvibridge._workflow import MIN_CELLS, _check_hvg_bins
+from pyscvibridge._genes import check_hvg_bins
+from pyscvibridge._workflow import MIN_CELLS
 from pyscvibridge.datasets import cellbench
 
 
@@ -80,10 +81,10 @@ def test_na_in_the_batch_column_names_the_column_and_count(small):
 
 @pytest.mark.parametrize("n_tiny", [1, 2, 3, 4])
 def test_tiny_batch_check_agrees_with_scanpy(small, n_tiny):
-    """_check_hvg_bins refuses exactly the batches scanpy's cell_ranger HVGs fail on."""
+    """check_hvg_bins refuses exactly the batches scanpy's cell_ranger HVGs fail on."""
     import scanpy as sc
 
-    from pyscvibridge._workflow import _log_normalise
+    from pyscvibridge._genes import log_normalise
 
     codes = small.obs["batch"].cat.codes.to_numpy()
     idx = np.concatenate([np.flatnonzero(codes == 0)[:n_tiny], np.flatnonzero(codes > 0)])
@@ -91,7 +92,7 @@ def test_tiny_batch_check_agrees_with_scanpy(small, n_tiny):
     counts = a.X
     genes = np.asarray(counts.sum(axis=0)).ravel() > 0
     sub = ad.AnnData(
-        X=_log_normalise(counts, genes)[:, np.flatnonzero(genes)],
+        X=log_normalise(counts, genes)[:, np.flatnonzero(genes)],
         obs=pd.DataFrame({"b": a.obs["batch"].cat.remove_unused_categories()}, index=a.obs_names),
     )
     try:
@@ -108,9 +109,9 @@ def test_tiny_batch_check_agrees_with_scanpy(small, n_tiny):
         with pytest.raises(
             PyscvibridgeError, match=rf"batch\(es\) '{first}' \({n_tiny} cells?\) have too few"
         ):
-            _check_hvg_bins(sub, "b")
+            check_hvg_bins(sub, "b")
     else:
-        _check_hvg_bins(sub, "b")
+        check_hvg_bins(sub, "b")
     if n_tiny == 1:
         assert scanpy_fails  # a one-cell batch always fails: the case the check exists for
 
