@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -71,6 +72,18 @@ def reinstall() -> None:
             signal.signal(signum, _handler)
 
 
+def _quiet_unraisable(hook):
+    """``sys.unraisablehook`` that drops :class:`Interrupted`: a library (h5py's write callbacks, a
+    ``__del__``) that cannot raise it prints "Exception ignored ..." with a traceback, but the signal is
+    recorded and :func:`check` raises it again, so the user sees the one line and nothing else."""
+
+    def quiet(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hook(unraisable)
+
+    return quiet
+
+
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Within: SIGINT and SIGTERM raise :class:`Interrupted` and are recorded (see the module)."""
@@ -78,6 +91,8 @@ def handling() -> Iterator[None]:
         yield
         return
     saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    saved_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(saved_hook)
     _received.clear()
     _active.append(True)
     try:
@@ -85,5 +100,6 @@ def handling() -> Iterator[None]:
         yield
     finally:
         _active.pop()
+        sys.unraisablehook = saved_hook
         for signum, old in saved.items():
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
